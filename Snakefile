@@ -1,0 +1,26 @@
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/services.smk"
+include: "rules/benchmark.smk"
+include: "rules/report.smk"
+
+
+onsuccess:
+    stop_services()
+
+
+onerror:
+    stop_services()
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output,

@@ -1,0 +1,23 @@
+rule benchmark:
+    input:
+        pushgateway=lease_pattern("pushgateway"),
+        prometheus=lease_pattern("prometheus"),
+        llm_server=lease_pattern("llm_server"),
+        client_service=lease_pattern("client_service"),
+    output:
+        requests=f"{point_dir_pattern()}/requests.jsonl",
+        summary=f"{point_dir_pattern()}/summary.json",
+    log:
+        f"{RESULTS}/{RUN}/logs/benchmark/{{model}}/c{{clients}}.log",
+    params:
+        run=RUN,
+        model=model_of,
+        workload=lookup(within=config, dpath="workload"),
+        requests_per_client=lookup(within=config, dpath="sweep/requests_per_client"),
+    resources:
+        # Points share the LLM server: the profile allows one at a time.
+        benchmark_slots=1,
+    message:
+        "Benchmark {params.model} with {wildcards.clients} clients"
+    script:
+        "../scripts/benchmark.py"

@@ -1,0 +1,59 @@
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+
+from llmsweep import config as llmsweep_config
+from llmsweep.paths import RunPaths, model_slug
+from llmsweep.services.controller import Controller
+
+# Validate (and fill defaults) before any job starts; a bad key stops the run here.
+llmsweep_config.prepare(config)
+
+RUN = config["run"]
+RESULTS = "results"
+PATHS = RunPaths(RUN, RESULTS)
+MODEL_BY_SLUG = {model_slug(m): m for m in config["models"]}
+
+
+wildcard_constraints:
+    model="|".join(re.escape(s) for s in MODEL_BY_SLUG),
+    clients=r"[0-9]+",
+
+
+def point_dir_pattern():
+    """results/<run>/bench/{model}/c{clients}: one folder per sweep point."""
+    return f"{RESULTS}/{RUN}/bench/{{model}}/c{{clients}}"
+
+
+def lease_pattern(service):
+    """The per-point lease of `service`; temp(), so a finished point holds no lease."""
+    return f"{RESULTS}/{RUN}/services/leases/{service}/{{model}}/c{{clients}}.json"
+
+
+def all_summaries():
+    """Every point's summary.json, models x clients."""
+    return [
+        f"{RESULTS}/{RUN}/bench/{model_slug(m)}/c{c}/summary.json"
+        for m, c in llmsweep_config.sweep_points(config)
+    ]
+
+
+def model_of(wildcards):
+    """The model name behind a slug wildcard."""
+    return MODEL_BY_SLUG[wildcards.model]
+
+
+def stop_services():
+    """Stop every service of the run (the onsuccess/onerror hooks)."""
+    for key in Controller(PATHS).stop_all():
+        print(f"llmsweep: stopped {key}", file=sys.stderr)
+
+
+if workflow.is_main_process:
+    # Services started by this run stop themselves if this driver dies without its hooks.
+    os.environ["LLMSWEEP_DRIVER_PID"] = str(os.getpid())
+    # A lease whose service is gone must be acquired again, which restarts the service.
+    for lease in Controller(PATHS).prune():
+        print(f"llmsweep: dropped stale lease {lease}", file=sys.stderr)

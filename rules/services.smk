@@ -1,0 +1,63 @@
+localrules:
+    acquire_pushgateway,
+    acquire_prometheus,
+    acquire_llm_server,
+    acquire_client_service,
+
+
+rule acquire_pushgateway:
+    output:
+        lease=temp(lease_pattern("pushgateway")),
+    log:
+        f"{RESULTS}/{RUN}/logs/acquire/pushgateway/{{model}}/c{{clients}}.log",
+    params:
+        service="pushgateway",
+    message:
+        "Pushgateway for point {wildcards.model} c{wildcards.clients}"
+    script:
+        "../scripts/acquire_service.py"
+
+
+rule acquire_prometheus:
+    input:
+        pushgateway=lease_pattern("pushgateway"),
+    output:
+        lease=temp(lease_pattern("prometheus")),
+    log:
+        f"{RESULTS}/{RUN}/logs/acquire/prometheus/{{model}}/c{{clients}}.log",
+    params:
+        service="prometheus",
+    message:
+        "Prometheus for point {wildcards.model} c{wildcards.clients}"
+    script:
+        "../scripts/acquire_service.py"
+
+
+rule acquire_llm_server:
+    output:
+        lease=temp(lease_pattern("llm_server")),
+    log:
+        f"{RESULTS}/{RUN}/logs/acquire/llm_server/{{model}}/c{{clients}}.log",
+    params:
+        service="llm_server",
+        model=model_of,
+    message:
+        "LLM server for point {wildcards.model} c{wildcards.clients}"
+    script:
+        "../scripts/acquire_service.py"
+
+
+rule acquire_client_service:
+    input:
+        llm_server=lease_pattern("llm_server"),
+    output:
+        lease=temp(lease_pattern("client_service")),
+    log:
+        f"{RESULTS}/{RUN}/logs/acquire/client_service/{{model}}/c{{clients}}.log",
+    params:
+        service="client_service",
+        model=model_of,
+    message:
+        "Client service for point {wildcards.model} c{wildcards.clients}"
+    script:
+        "../scripts/acquire_service.py"

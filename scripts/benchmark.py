@@ -1,0 +1,21 @@
+"""benchmark rule: run one sweep point through the client service."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+
+from llmsweep.benchmark import run_point  # noqa: E402
+
+sm = snakemake  # noqa: F821
+run_point(
+    {
+        "run": sm.params.run,
+        "model": sm.params.model,
+        "clients": int(sm.wildcards.clients),
+        "requests_per_client": sm.params.requests_per_client,
+        "workload": dict(sm.params.workload),
+    },
+    leases={k: sm.input[k] for k in ("pushgateway", "prometheus", "llm_server", "client_service")},
+    requests_path=sm.output.requests,
+    summary_path=sm.output.summary,
+)

@@ -1,0 +1,116 @@
+"""The `llmsweep` command: the service controller and helpers around the workflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from llmsweep import config as configuration
+from llmsweep.paths import RunPaths
+
+
+def _runs(args) -> list[str]:
+    if args.run:
+        return [args.run]
+    from pathlib import Path
+
+    root = Path(args.results)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "services").is_dir())
+
+
+def cmd_status(args) -> int:
+    from llmsweep.services.controller import Controller
+
+    for run in _runs(args):
+        for row in Controller(RunPaths(run, args.results), owner={}).status():
+            print(json.dumps({"run": run, **row}))
+    return 0
+
+
+def cmd_stop_all(args) -> int:
+    from llmsweep.services.controller import Controller
+
+    for run in _runs(args):
+        stopped = Controller(RunPaths(run, args.results), owner={}).stop_all()
+        for key in stopped:
+            print(f"stopped {run}/{key}")
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from llmsweep.services.controller import Controller
+
+    for run in _runs(args):
+        for lease in Controller(RunPaths(run, args.results), owner={}).prune():
+            print(f"removed stale lease {lease}")
+    return 0
+
+
+def cmd_ensure(args) -> int:
+    from llmsweep.services import definitions
+    from llmsweep.services.controller import Controller
+
+    cfg = configuration.load(args.configfile)
+    paths = RunPaths(cfg["run"], args.results)
+    deps = {}
+    if args.service == "client_service":
+        llm = definitions.llm_server(cfg, paths, args.model)
+        deps["llm_url"] = Controller(paths).ensure(llm)["url"]
+    spec = definitions.build(cfg, paths, args.service, args.model, **deps)
+    print(json.dumps(Controller(paths).ensure(spec)))
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    cfg = configuration.load(args.configfile)
+    print(configuration.dump(cfg), end="")
+    return 0
+
+
+def cmd_install_model(args) -> int:
+    from llmsweep.models import install_demo_model
+
+    print(install_demo_model())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmsweep", description=__doc__)
+    parser.add_argument("--results", default="results", help="results folder (default: results)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    services = sub.add_parser("services", help="the service controller")
+    ssub = services.add_subparsers(dest="action", required=True)
+    for name, func, text in (
+        ("status", cmd_status, "list the run's services and their state"),
+        ("stop-all", cmd_stop_all, "stop every service of the run (of all runs without --run)"),
+        ("prune", cmd_prune, "delete leases whose service is gone"),
+    ):
+        p = ssub.add_parser(name, help=text)
+        p.add_argument("--run", help="run name (default: every run under --results)")
+        p.set_defaults(func=func)
+    p = ssub.add_parser("ensure", help="start a service, or reuse a live healthy one")
+    p.add_argument("service", choices=["pushgateway", "prometheus", "llm_server", "client_service"])
+    p.add_argument("--model", help="model (llm_server, client_service)")
+    p.add_argument("--configfile", help="config file merged over config/config.yaml")
+    p.set_defaults(func=cmd_ensure)
+
+    p = sub.add_parser("check-config", help="validate a config and print it with defaults")
+    p.add_argument("--configfile")
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("install-model", help="write the demo model's GGUF file")
+    p.set_defaults(func=cmd_install_model)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except configuration.ConfigError as exc:
+        print(f"llmsweep: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Flask application factory of the client service.
+
+GET  /health                 the service and its LLM server
+POST /query                  one request; returns text, timings, token counts
+POST /benchmark              start one load point (202 + id; 409 while another runs)
+GET  /benchmark/<id>         follow it: records from ?offset=, long-polled with ?wait=
+DELETE /benchmark/<id>       cancel it
+GET  /metrics                Prometheus exposition
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import jsonschema
+import prometheus_client
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from llmsweep.client_service.points import Points
+from llmsweep.engines import engine_module
+from llmsweep.loadgen import closed_loop
+from llmsweep.loadgen.openai_stream import request_body, stream_request
+
+_WORKLOAD = {
+    "prompt": {"type": "string", "minLength": 1, "maxLength": 1_000_000},
+    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 131072},
+    "ignore_eos": {"type": "boolean"},
+    "api": {"enum": ["chat", "completions"]},
+    "request_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+}
+QUERY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["prompt"],
+    "properties": _WORKLOAD,
+}
+BENCHMARK_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["n_clients", "n_requests_per_client", "prompt"],
+    "properties": {
+        **_WORKLOAD,
+        "n_clients": {"type": "integer", "minimum": 1, "maximum": 100000},
+        "n_requests_per_client": {"type": "integer", "minimum": 1, "maximum": 1000000},
+    },
+}
+DEFAULTS = {"max_tokens": 64, "ignore_eos": True, "api": "chat", "request_timeout_s": 600}
+
+bp = Blueprint("client", __name__)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _body(schema: dict) -> dict:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("the body must be a JSON object")
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(body), key=str)
+    if errors:
+        e = errors[0]
+        where = ".".join(str(p) for p in e.absolute_path) or "body"
+        raise BadRequest(f"{where}: {e.message}")
+    return {**DEFAULTS, **body}
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{name}: must be an integer") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name}: must be between {lo} and {hi}")
+    return value
+
+
+@bp.get("/health")
+def health():
+    cfg = current_app.config
+    upstream_ok = engine_module(cfg["ENGINE"]).healthy(cfg["UPSTREAM"])
+    status = 200 if upstream_ok else 503
+    return jsonify(status="ok" if upstream_ok else "upstream_down", upstream=cfg["UPSTREAM"],
+                   model=cfg["MODEL"], engine=cfg["ENGINE"]), status  # fmt: skip
+
+
+@bp.post("/query")
+def query():
+    params = _body(QUERY_SCHEMA)
+    cfg = current_app.config
+    body = request_body(
+        params["api"], cfg["MODEL"], params["prompt"], params["max_tokens"], params["ignore_eos"]
+    )
+
+    async def one():
+        async with closed_loop.new_session(params["request_timeout_s"]) as session:
+            return await stream_request(
+                session, cfg["UPSTREAM"], params["api"], body, keep_text=True
+            )
+
+    rec = asyncio.run(one())
+    return jsonify(rec), (200 if rec["ok"] else 502)
+
+
+@bp.post("/benchmark")
+def benchmark():
+    params = _body(BENCHMARK_SCHEMA)
+    cfg = current_app.config
+    params["model"] = cfg["MODEL"]
+    labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "clients": params["n_clients"],
+              "engine": cfg["ENGINE"]}  # fmt: skip
+    point = current_app.extensions["llmsweep_points"].start(params, cfg["UPSTREAM"], labels)
+    if point is None:
+        running = current_app.extensions["llmsweep_points"].running()
+        return jsonify(error="another point is running", running=running and running.id), 409
+    return jsonify(id=point.id, total=point.total, state=point.state), 202
+
+
+def _point(point_id: str):
+    point = current_app.extensions["llmsweep_points"].get(point_id)
+    if point is None:
+        return None, (jsonify(error=f"no point {point_id!r}"), 404)
+    return point, None
+
+
+@bp.get("/benchmark/<point_id>")
+def follow(point_id: str):
+    point, missing = _point(point_id)
+    if missing:
+        return missing
+    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = _int_arg("limit", 10000, 1, 100000)
+    wait = _int_arg("wait", 0, 0, 60)
+    return jsonify(point.view(offset, limit, wait))
+
+
+@bp.delete("/benchmark/<point_id>")
+def cancel(point_id: str):
+    point, missing = _point(point_id)
+    if missing:
+        return missing
+    point.cancel.set()
+    return jsonify(id=point.id, state="cancelling" if point.state == "running" else point.state)
+
+
+def _errors(app: Flask) -> None:
+    @app.errorhandler(BadRequest)
+    def bad_request(exc):
+        return jsonify(error=str(exc)), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        return jsonify(error=exc.description), exc.code
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app; without `config`, settings come from LLMSWEEP_* environment variables."""
+    app = Flask(__name__)
+    app.config.update(
+        UPSTREAM=os.environ.get("LLMSWEEP_UPSTREAM", ""),
+        MODEL=os.environ.get("LLMSWEEP_MODEL", ""),
+        ENGINE=os.environ.get("LLMSWEEP_ENGINE", "openai"),
+        RUN=os.environ.get("LLMSWEEP_RUN", ""),
+    )
+    if config:
+        app.config.update(config)
+    app.extensions["llmsweep_points"] = Points()
+    app.register_blueprint(bp)
+    _errors(app)
+    closed_loop.raise_fd_limit()
+    app.wsgi_app = DispatcherMiddleware(
+        app.wsgi_app, {"/metrics": prometheus_client.make_wsgi_app()}
+    )
+    return app

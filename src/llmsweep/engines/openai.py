@@ -1,0 +1,21 @@
+"""Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, Ollama's /v1)."""
+
+from __future__ import annotations
+
+from llmsweep.util import http_json, http_ok
+
+
+def healthy(url: str) -> bool:
+    return http_ok(url + "/v1/models")
+
+
+def ready(url: str, model: str) -> bool:
+    """Ready when the model answers one small completion."""
+    if not healthy(url):
+        return False
+    status, body = http_json(
+        url + "/v1/completions",
+        {"model": model, "prompt": "Hello", "max_tokens": 1, "stream": False},
+        timeout=60,
+    )
+    return status == 200 and isinstance(body, dict) and bool(body.get("choices"))

@@ -1,0 +1,1 @@
+"""The load generator: streaming requests, load patterns, and the metric math."""

@@ -1,0 +1,77 @@
+"""Per-point summary figures, computed from the request records alone."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+
+PERCENTILES = (50, 90, 95, 99)
+LATENCIES = ("ttft_s", "itl_s", "tpot_s", "e2e_s")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (NumPy's default method)."""
+    if not sorted_values:
+        return math.nan
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def distribution(values: Iterable[float]) -> dict:
+    vals = sorted(v for v in values if v is not None)
+    out: dict = {"count": len(vals)}
+    if not vals:
+        return {
+            **out,
+            "mean": None,
+            "min": None,
+            "max": None,
+            **{f"p{q}": None for q in PERCENTILES},
+        }
+    out["mean"] = sum(vals) / len(vals)
+    out["min"], out["max"] = vals[0], vals[-1]
+    for q in PERCENTILES:
+        out[f"p{q}"] = percentile(vals, q)
+    return out
+
+
+def summarize(records: list[dict]) -> dict:
+    """Throughput over the measurement window and latency distributions (warm-up excluded).
+
+    The window runs from the first measured request's start to the last one's end.
+    """
+    measured = [r for r in records if not r.get("warmup")]
+    ok = [r for r in measured if r["ok"]]
+    out: dict = {
+        "requests": len(measured),
+        "successful": len(ok),
+        "failed": len(measured) - len(ok),
+        "errors": dict(Counter(r["error_kind"] for r in measured if not r["ok"])),
+    }
+    if measured:
+        start = min(r["start"] for r in measured)
+        end = max(r["start"] + r["e2e_s"] for r in measured)
+        window = end - start
+    else:
+        start = end = window = None
+    out["window"] = {"start": start, "end": end, "duration_s": window}
+    out_tokens = sum(r["output_tokens"] or 0 for r in ok)
+    in_tokens = sum(r["input_tokens"] or 0 for r in ok)
+    out["output_tokens"] = out_tokens
+    out["input_tokens"] = in_tokens
+    out["token_sources"] = dict(Counter(r["output_tokens_source"] for r in ok))
+    if window:
+        out["request_throughput_rps"] = len(ok) / window
+        out["output_token_throughput_tps"] = out_tokens / window
+    else:
+        out["request_throughput_rps"] = out["output_token_throughput_tps"] = None
+    for name in LATENCIES:
+        if name == "itl_s":
+            values = [gap for r in ok for gap in r["itl_s"]]
+        else:
+            values = [r[name] for r in ok]
+        out[name] = distribution(values)
+    return out

@@ -1,0 +1,105 @@
+"""A minimal OpenAI-compatible streaming server, for load-generator tests and benchmarks.
+
+It streams `max_tokens` one-word chunks with a fixed gap, then usage and [DONE]. It is
+not an LLM: it measures the load generator, never a model.
+
+Usage: python -m llmsweep.loadgen.stub_server --port P [--gap-ms G]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+
+from aiohttp import web
+
+
+def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Application:
+    state = {"in_flight": 0, "peak": 0, "requests": 0}
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if fail_status:
+            return web.json_response({"error": "configured to fail"}, status=fail_status)
+        state["requests"] += 1
+        state["in_flight"] += 1
+        state["peak"] = max(state["peak"], state["in_flight"])
+        try:
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            n = int(body.get("max_tokens", 16))
+            chat = "messages" in body
+            for i in range(n):
+                if gap_s:
+                    await asyncio.sleep(gap_s)
+                choice = {"delta": {"content": f"w{i} "}} if chat else {"text": f"w{i} "}
+                await resp.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+            usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": n + 7}
+            await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode())
+            await resp.write(b"\n\ndata: [DONE]\n\n")
+            await resp.write_eof()
+            return resp
+        finally:
+            state["in_flight"] -= 1
+
+    async def models(_: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "stub"}]})
+
+    async def stats(_: web.Request) -> web.Response:
+        return web.json_response(state)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/stats", stats)
+    return app
+
+
+class StubServer:
+    """Run the stub in a background thread on 127.0.0.1 (for tests)."""
+
+    def __init__(self, gap_s: float = 0.0, fail_status: int | None = None):
+        self.app = make_app(gap_s, fail_status)
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        runner = web.AppRunner(self.app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+        self._loop.run_until_complete(site.start())
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._runner = runner
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> StubServer:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("stub server did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--gap-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    web.run_app(make_app(args.gap_ms / 1000), host=args.host, port=args.port, backlog=4096)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Prometheus metric names, the Pushgateway summary push, and exporters."""

@@ -1,0 +1,52 @@
+"""One summary per sweep point to the Pushgateway, grouped by run, model and clients."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+JOB = "llmsweep_point"
+
+
+def push_summary(gateway_url: str, run: str, model: str, clients: int, summary: dict) -> None:
+    registry = CollectorRegistry()
+
+    def gauge(name: str, doc: str, value) -> None:
+        if value is not None:
+            Gauge(name, doc, registry=registry).set(value)
+
+    gauge("llmsweep_point_requests", "Measured requests of the point", summary["requests"])
+    gauge("llmsweep_point_failed_requests", "Failed requests of the point", summary["failed"])
+    gauge(
+        "llmsweep_point_request_throughput_rps",
+        "Successful requests per second over the window",
+        summary["request_throughput_rps"],
+    )
+    gauge(
+        "llmsweep_point_output_token_throughput_tps",
+        "Output tokens per second over the window (all clients)",
+        summary["output_token_throughput_tps"],
+    )
+    gauge(
+        "llmsweep_point_window_start_seconds",
+        "Window start (Unix time)",
+        summary["window"]["start"],
+    )
+    gauge("llmsweep_point_window_end_seconds", "Window end (Unix time)", summary["window"]["end"])
+    quantile = Gauge(
+        "llmsweep_point_latency_seconds",
+        "Latency percentiles of the point",
+        ["metric", "quantile"],
+        registry=registry,
+    )
+    for metric in ("ttft", "itl", "tpot", "e2e"):
+        dist = summary[f"{metric}_s"]
+        for q in (50, 90, 95, 99):
+            if dist.get(f"p{q}") is not None:
+                quantile.labels(metric, f"0.{q}").set(dist[f"p{q}"])
+    push_to_gateway(
+        gateway_url.removeprefix("http://"),
+        job=JOB,
+        grouping_key={"run": run, "model": model, "clients": str(clients)},
+        registry=registry,
+        timeout=10,
+    )

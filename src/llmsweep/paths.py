@@ -1,0 +1,49 @@
+"""The results layout and the one place that maps model names to filesystem-safe slugs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+
+def model_slug(model: str) -> str:
+    """`llama3.2:1b` -> `llama3.2_1b`; a short hash keeps distinct names distinct."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("._") or "model"
+    if safe == model:
+        return safe
+    return f"{safe}-{hashlib.sha256(model.encode()).hexdigest()[:6]}"
+
+
+class RunPaths:
+    """Where everything of one run lives, under `<results>/<run>/`."""
+
+    def __init__(self, run: str, results: str | Path = "results"):
+        self.run = run
+        self.root = Path(results) / run
+
+    @property
+    def services(self) -> Path:
+        return self.root / "services"
+
+    def service_dir(self, key: str) -> Path:
+        return self.services / key
+
+    @property
+    def leases(self) -> Path:
+        return self.services / "leases"
+
+    @property
+    def monitoring(self) -> Path:
+        return self.root / "monitoring"
+
+    @property
+    def targets(self) -> Path:
+        return self.monitoring / "targets"
+
+    def point_dir(self, model: str, clients: int) -> Path:
+        return self.root / "bench" / model_slug(model) / f"c{clients}"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"

@@ -1,0 +1,1 @@
+"""The report: the tidy table of points, plots, and the report page."""

@@ -1,0 +1,48 @@
+"""Flatten each point's summary.json into one tidy row."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from llmsweep.loadgen.stats import LATENCIES, PERCENTILES
+from llmsweep.util import read_json
+
+STATS = tuple(f"p{q}" for q in PERCENTILES) + ("mean", "min", "max")
+
+
+def row(summary: dict) -> dict:
+    point = summary["point"]
+    out = {
+        "run": point["run"],
+        "model": point["model"],
+        "clients": point["clients"],
+        "requests_per_client": point["requests_per_client"],
+        "requests": summary["requests"],
+        "successful": summary["successful"],
+        "failed": summary["failed"],
+        "errors": ";".join(f"{k}={v}" for k, v in sorted(summary["errors"].items())),
+        "window_start": summary["window"]["start"],
+        "window_end": summary["window"]["end"],
+        "duration_s": summary["window"]["duration_s"],
+        "request_throughput_rps": summary["request_throughput_rps"],
+        "output_token_throughput_tps": summary["output_token_throughput_tps"],
+        "output_tokens": summary["output_tokens"],
+        "input_tokens": summary["input_tokens"],
+        "peak_in_flight": point.get("peak_in_flight"),
+        "llm_server_status": point["llm_server"]["status"],
+    }
+    for name in LATENCIES:
+        for stat in STATS:
+            out[f"{name.removesuffix('_s')}_{stat}_s"] = summary[name][stat]
+    return out
+
+
+def table(summary_paths: list[str]) -> pd.DataFrame:
+    rows = [row(read_json(p)) for p in summary_paths]
+    return pd.DataFrame(rows).sort_values(["model", "clients"], ignore_index=True)
+
+
+def write_table(summary_paths: list[str], out_csv: str) -> pd.DataFrame:
+    df = table(summary_paths)
+    df.to_csv(out_csv, index=False)
+    return df

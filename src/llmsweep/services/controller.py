@@ -1,0 +1,251 @@
+"""The service controller: ensure (lock, reuse or start, wait for readiness), status,
+stop-all and prune, over one backend."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from llmsweep.paths import RunPaths
+from llmsweep.services.local import LocalBackend, pid_alive, start_time
+from llmsweep.services.readiness import check_health
+from llmsweep.util import read_json, tail, wait_until, write_json_atomic
+
+LOCK_TIMEOUT_S = 900
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started or is not healthy; the message says why."""
+
+
+def current_owner() -> dict:
+    """The workflow driver that owns services it starts (from the environment), if any."""
+    pid = os.environ.get("LLMSWEEP_DRIVER_PID")
+    if not pid:
+        return {}
+    return {"pid": int(pid), "pid_start": start_time(int(pid))}
+
+
+def spec_hash(spec: dict) -> str:
+    keys = ("argv", "env", "host", "port", "ready")
+    return hashlib.sha256(
+        json.dumps({k: spec[k] for k in keys}, sort_keys=True).encode()
+    ).hexdigest()
+
+
+class Controller:
+    def __init__(self, paths: RunPaths, backend=None, owner: dict | None = None):
+        self.paths = paths
+        self.backend = backend or LocalBackend()
+        self.owner = current_owner() if owner is None else owner
+
+    # -- files of one service ------------------------------------------------------------
+    def _dir(self, key: str) -> Path:
+        return self.paths.service_dir(key)
+
+    def instance(self, key: str) -> dict | None:
+        try:
+            return read_json(self._dir(key) / "instance.json")
+        except (OSError, ValueError):
+            return None
+
+    def endpoint(self, key: str) -> dict | None:
+        try:
+            return read_json(self._dir(key) / "endpoint.json")
+        except (OSError, ValueError):
+            return None
+
+    def keys(self) -> list[str]:
+        if not self.paths.services.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.paths.services.glob("*/instance.json"))
+
+    def alive(self, key: str) -> bool:
+        inst = self.instance(key)
+        return bool(inst) and self.backend.alive(inst)
+
+    def renew(self, key: str) -> None:
+        """Mark the service as in use, for its idle watchdog."""
+        hb = self._dir(key) / "heartbeat"
+        hb.touch()
+
+    # -- the lock ------------------------------------------------------------------------
+    def _lock(self, key: str) -> Path:
+        lock = self._dir(key) / "lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "pid_start": start_time(os.getpid())}
+
+        def take() -> bool:
+            try:
+                lock.mkdir()  # atomic, also on NFS
+            except FileExistsError:
+                try:
+                    holder = read_json(lock / "holder.json")
+                except (OSError, ValueError):
+                    holder = None
+                if holder and not pid_alive(holder["pid"], holder.get("pid_start")):
+                    shutil.rmtree(lock, ignore_errors=True)
+                return False
+            write_json_atomic(lock / "holder.json", me)
+            return True
+
+        wait_until(take, LOCK_TIMEOUT_S, f"the lock of service {key}", max_delay=0.2)
+        return lock
+
+    # -- ensure --------------------------------------------------------------------------
+    def ensure(self, spec: dict) -> dict:
+        """Reuse a live, healthy instance of `spec['key']` or start one; return the lease."""
+        key = spec["key"]
+        lock = self._lock(key)
+        try:
+            return self._ensure_locked(spec)
+        finally:
+            shutil.rmtree(lock, ignore_errors=True)
+
+    def _ensure_locked(self, spec: dict) -> dict:
+        key = spec["key"]
+        sdir = self._dir(key)
+        inst = self.instance(key)
+        wanted = spec_hash(spec)
+        if inst and self.backend.alive(inst):
+            ep = self.endpoint(key)
+            same = inst.get("spec_hash") == wanted
+            if same and ep and ep.get("instance") == inst["instance"]:
+                if check_health(spec["ready"], ep["url"]):
+                    self._claim(key)
+                    self.renew(key)
+                    return self._lease(inst, ep, "reused")
+            why = "its configuration changed" if not same else "it is not healthy"
+            print(f"llmsweep: restarting {key}: {why}", file=sys.stderr)
+            self.backend.stop(inst)
+        self._clean(key)
+        instance_id = uuid.uuid4().hex[:12]
+        full = {
+            **spec,
+            "instance": instance_id,
+            "endpoint_file": str(sdir / "endpoint.json"),
+            "heartbeat_file": str(sdir / "heartbeat"),
+            "owner_file": str(sdir / "owner.json"),
+        }
+        write_json_atomic(sdir / "spec.json", full)
+        self._claim(key)
+        self.renew(key)
+        log = sdir / "service.log"
+        with open(log, "a") as f:
+            f.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting instance {instance_id}\n")
+        started = self.backend.start(
+            [sys.executable, "-m", "llmsweep.services.wrapper", str(sdir / "spec.json")], log
+        )
+        inst = {
+            **started,
+            "key": key,
+            "role": spec["role"],
+            "instance": instance_id,
+            "spec_hash": wanted,
+            "started_at": time.time(),
+            "log": str(log),
+        }
+        write_json_atomic(sdir / "instance.json", inst)
+
+        def endpoint_ready():
+            ep = self.endpoint(key)
+            if ep and ep.get("instance") == instance_id:
+                return ep
+            if not self.backend.alive(inst):
+                raise ServiceError(
+                    f"service {key} exited before it was ready; last lines of {log}:\n{tail(log)}"
+                )
+            return None
+
+        try:
+            ep = wait_until(endpoint_ready, spec["ready_timeout_s"] + 5, f"service {key}")
+        except TimeoutError as exc:
+            self.backend.stop(inst)
+            raise ServiceError(f"{exc}; last lines of {log}:\n{tail(log)}") from None
+        if not check_health(spec["ready"], ep["url"]):
+            self.backend.stop(inst)
+            raise ServiceError(f"service {key} wrote {ep['url']} but does not answer there")
+        return self._lease(inst, ep, "started")
+
+    def _claim(self, key: str) -> None:
+        if self.owner:
+            write_json_atomic(self._dir(key) / "owner.json", self.owner)
+
+    def _lease(self, inst: dict, ep: dict, how: str) -> dict:
+        return {
+            "key": inst["key"],
+            "role": inst["role"],
+            "instance": inst["instance"],
+            "url": ep["url"],
+            "backend": inst["backend"],
+            "pid": inst.get("pid"),
+            "job_id": inst.get("job_id"),
+            "status": how,
+            "acquired_at": time.time(),
+        }
+
+    def _clean(self, key: str) -> None:
+        sdir = self._dir(key)
+        sdir.mkdir(parents=True, exist_ok=True)
+        for name in ("endpoint.json", "instance.json"):
+            (sdir / name).unlink(missing_ok=True)
+
+    # -- status, stop, prune -------------------------------------------------------------
+    def status(self) -> list[dict]:
+        rows = []
+        for key in self.keys():
+            inst = self.instance(key) or {}
+            ep = self.endpoint(key) or {}
+            rows.append(
+                {
+                    "key": key,
+                    "state": self.backend.state(inst) if inst else "GONE",
+                    "url": ep.get("url") if ep.get("instance") == inst.get("instance") else None,
+                    "pid": inst.get("pid"),
+                    "job_id": inst.get("job_id"),
+                    "instance": inst.get("instance"),
+                }
+            )
+        return rows
+
+    def stop_all(self) -> list[str]:
+        """Stop every service of the run and drop every lease."""
+        stopped = []
+        for key in self.keys():
+            inst = self.instance(key)
+            if inst and self.backend.alive(inst):
+                self.backend.stop(inst)
+                stopped.append(key)
+            (self._dir(key) / "endpoint.json").unlink(missing_ok=True)
+        for target in self.paths.targets.glob("*.json") if self.paths.targets.is_dir() else []:
+            target.unlink(missing_ok=True)
+        if self.paths.leases.is_dir():
+            shutil.rmtree(self.paths.leases, ignore_errors=True)
+        return stopped
+
+    def prune(self) -> list[Path]:
+        """Delete leases whose service instance is gone; claim live services for this owner."""
+        removed = []
+        live = {}
+        for key in self.keys():
+            inst = self.instance(key)
+            if inst and self.backend.alive(inst):
+                live[key] = inst["instance"]
+                self._claim(key)
+        if not self.paths.leases.is_dir():
+            return removed
+        for lease in sorted(self.paths.leases.rglob("*.json")):
+            try:
+                data = read_json(lease)
+            except (OSError, ValueError):
+                data = {}
+            if live.get(data.get("key")) != data.get("instance"):
+                lease.unlink(missing_ok=True)
+                removed.append(lease)
+        return removed

@@ -1,0 +1,164 @@
+"""What each service is: its command, readiness probe, port and file_sd registration."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from llmsweep.config import DEMO_MODEL
+from llmsweep.engines import llama_cpp
+from llmsweep.models import demo_model_file
+from llmsweep.paths import RunPaths, model_slug
+from llmsweep.util import write_atomic
+
+
+class MissingProgram(RuntimeError):
+    pass
+
+
+def _program(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise MissingProgram(f"{name} is not installed (run bin/install)")
+    return path
+
+
+def _base(cfg: dict, paths: RunPaths, key: str, role: str, port_key: str) -> dict:
+    svc = cfg["services"]
+    return {
+        "key": key,
+        "role": role,
+        "run": cfg["run"],
+        "host": svc["host"],
+        "port": svc["ports"][port_key],
+        "port_key": f"services.ports.{port_key}",
+        "env": {},
+        "ready_timeout_s": svc["ready_timeout_s"],
+        "idle_timeout_s": svc["idle_timeout_s"],
+        "targets": [],
+    }
+
+
+def _target(paths: RunPaths, name: str, labels: dict, path: str = "/metrics") -> dict:
+    return {"file": str(paths.targets / f"{name}.json"), "labels": labels, "path": path}
+
+
+def pushgateway(cfg: dict, paths: RunPaths) -> dict:
+    spec = _base(cfg, paths, "pushgateway", "pushgateway", "pushgateway")
+    state = paths.monitoring / "pushgateway.state"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    spec["argv"] = [
+        _program("prometheus-pushgateway"),
+        "--web.listen-address={host}:{port}",
+        f"--persistence.file={state.resolve()}",
+        "--persistence.interval=5s",
+    ]
+    spec["ready"] = {"kind": "http", "path": "/-/ready"}
+    labels = {"run": cfg["run"], "role": "pushgateway"}
+    spec["targets"] = [_target(paths, "pushgateway", labels)]
+    return spec
+
+
+def prometheus_config(cfg: dict, paths: RunPaths) -> dict:
+    """Scrape the Pushgateway (keeping pushed labels) and every registered service."""
+    interval = f"{cfg['monitoring']['scrape_interval_s']}s"
+    targets = paths.targets.resolve()
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {
+                "job_name": "pushgateway",
+                "honor_labels": True,
+                "file_sd_configs": [{"files": [str(targets / "pushgateway.json")]}],
+            },
+            {
+                "job_name": "llmsweep",
+                "file_sd_configs": [{"files": [str(targets / "service-*.json")]}],
+            },
+        ],
+    }
+
+
+def prometheus(cfg: dict, paths: RunPaths) -> dict:
+    spec = _base(cfg, paths, "prometheus", "prometheus", "prometheus")
+    paths.targets.mkdir(parents=True, exist_ok=True)
+    conf = paths.monitoring / "prometheus.yml"
+    write_atomic(conf, yaml.safe_dump(prometheus_config(cfg, paths), sort_keys=False))
+    data = paths.monitoring / "prometheus-data"
+    data.mkdir(parents=True, exist_ok=True)
+    spec["argv"] = [
+        _program("prometheus"),
+        f"--config.file={conf.resolve()}",
+        f"--storage.tsdb.path={data.resolve()}",
+        "--web.listen-address={host}:{port}",
+        "--web.enable-lifecycle",
+    ]
+    spec["ready"] = {"kind": "http", "path": "/-/ready"}
+    labels = {"run": cfg["run"], "role": "prometheus"}
+    spec["targets"] = [_target(paths, "service-prometheus", labels)]
+    return spec
+
+
+def model_file(cfg: dict, model: str) -> Path:
+    files = cfg["engines"]["llama_cpp"]["model_files"]
+    if model in files:
+        return Path(files[model]).resolve()
+    if model == DEMO_MODEL:
+        return demo_model_file()
+    raise KeyError(model)
+
+
+def llm_server(cfg: dict, paths: RunPaths, model: str, cpus: int | None = None) -> dict:
+    key = f"llm_server.{model_slug(model)}"
+    spec = _base(cfg, paths, key, "llm_server", "llm_server")
+    engine = cfg["engine"]
+    if engine != "llama_cpp":
+        raise NotImplementedError(f"engine {engine} cannot be started by the local backend yet")
+    spec["argv"] = llama_cpp.command(
+        cfg["engines"]["llama_cpp"], model, model_file(cfg, model), cpus
+    )
+    spec["ready"] = {"kind": "llm", "engine": engine, "model": model}
+    labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": engine}
+    spec["targets"] = [_target(paths, f"service-{key}", labels)]
+    return spec
+
+
+def client_service(cfg: dict, paths: RunPaths, model: str, llm_url: str) -> dict:
+    key = f"client_service.{model_slug(model)}"
+    spec = _base(cfg, paths, key, "client", "client_service")
+    spec["argv"] = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", "{host}:{port}",
+        "--workers", "1",  # one process holds the running points
+        "--worker-class", "gthread",
+        "--threads", "16",
+        "--graceful-timeout", "5",
+        "--access-logfile", "-",
+        "llmsweep.client_service.app:create_app()",
+    ]  # fmt: skip
+    spec["env"] = {
+        "LLMSWEEP_UPSTREAM": llm_url,
+        "LLMSWEEP_ENGINE": cfg["engine"],
+        "LLMSWEEP_MODEL": model,
+        "LLMSWEEP_RUN": cfg["run"],
+    }
+    spec["ready"] = {"kind": "http", "path": "/health"}
+    labels = {"run": cfg["run"], "role": "client", "model": model, "engine": cfg["engine"]}
+    spec["targets"] = [_target(paths, f"service-{key}", labels)]
+    return spec
+
+
+def build(cfg: dict, paths: RunPaths, service: str, model: str | None = None, **deps) -> dict:
+    """The spec of `service` ('pushgateway', 'prometheus', 'llm_server', 'client_service')."""
+    if service == "pushgateway":
+        return pushgateway(cfg, paths)
+    if service == "prometheus":
+        return prometheus(cfg, paths)
+    if service == "llm_server":
+        return llm_server(cfg, paths, model, deps.get("cpus"))
+    if service == "client_service":
+        return client_service(cfg, paths, model, deps["llm_url"])
+    raise ValueError(f"unknown service {service!r}")

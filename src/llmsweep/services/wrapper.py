@@ -1,0 +1,153 @@
+"""The service wrapper: runs where the service runs, picks the port, execs the server.
+
+Before the exec it forks a watcher (detached from the server's process tree, same process
+group) that probes the server's own readiness, writes the endpoint file atomically,
+registers the file_sd target, and then watches: it stops the service when its leases go
+idle or its owner (the workflow driver) is gone, and cleans up when the server exits.
+
+Usage: python -m llmsweep.services.wrapper SPEC_JSON
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from llmsweep.services.local import pid_alive
+from llmsweep.services.readiness import check_ready
+from llmsweep.util import free_port, port_is_free, read_json, write_json_atomic
+
+WATCH_INTERVAL_S = 1.0
+
+
+def log(msg: str) -> None:
+    print(f"[llmsweep wrapper {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def substitute(argv: list[str], host: str, port: int) -> list[str]:
+    """Fill `{host}` and `{port}` in each argument; no shell is involved."""
+    return [a.replace("{host}", host).replace("{port}", str(port)) for a in argv]
+
+
+def _remove(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _owner_alive(spec: dict) -> bool:
+    owner_file = spec.get("owner_file")
+    if not owner_file:
+        return True
+    try:
+        owner = read_json(owner_file)
+    except (OSError, ValueError):
+        return True
+    if not owner or not owner.get("pid"):
+        return True
+    return pid_alive(owner["pid"], owner.get("pid_start"))
+
+
+def _idle_for(spec: dict) -> float:
+    try:
+        return time.time() - os.stat(spec["heartbeat_file"]).st_mtime
+    except (KeyError, OSError):
+        return 0.0
+
+
+def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
+    """Body of the watcher process; never returns."""
+    url = f"http://{host}:{port}"
+    endpoint = {
+        "key": spec["key"],
+        "instance": spec["instance"],
+        "url": url,
+        "host": host,
+        "port": port,
+        "pid": server_pid,
+    }
+
+    def cleanup(*_):
+        for target in spec.get("targets", []):
+            _remove(target["file"])
+        try:
+            if read_json(spec["endpoint_file"]).get("instance") == spec["instance"]:
+                _remove(spec["endpoint_file"])
+        except (OSError, ValueError):
+            pass
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, cleanup)
+    signal.signal(signal.SIGINT, cleanup)
+    deadline = time.monotonic() + spec["ready_timeout_s"]
+    delay = 0.02
+    reason: object = "no answer yet"
+    while True:
+        if not pid_alive(server_pid):
+            log("server exited before it was ready")
+            os._exit(1)
+        try:
+            ready = check_ready(spec["ready"], url)
+        except Exception as exc:  # noqa: BLE001 - any probe failure means "not yet"
+            ready = False
+            reason = exc
+        else:
+            reason = "probe answered not ready"
+        if ready:
+            break
+        if time.monotonic() > deadline:
+            log(f"not ready after {spec['ready_timeout_s']} s (last: {reason!r}); stopping")
+            os.killpg(os.getpgid(0), signal.SIGTERM)
+            os._exit(1)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    endpoint["ready_at"] = time.time()
+    write_json_atomic(spec["endpoint_file"], endpoint)
+    for target in spec.get("targets", []):
+        labels = {**target.get("labels", {}), "__metrics_path__": target.get("path", "/metrics")}
+        write_json_atomic(target["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
+    log(f"ready at {url}")
+    while True:
+        time.sleep(WATCH_INTERVAL_S)
+        if not pid_alive(server_pid):
+            log("server exited")
+            cleanup()
+        idle = _idle_for(spec)
+        if idle > spec["idle_timeout_s"]:
+            log(f"no lease renewed for {idle:.0f} s; stopping the service")
+            os.killpg(os.getpgid(0), signal.SIGTERM)
+        elif not _owner_alive(spec):
+            log("the workflow that owns this service is gone; stopping the service")
+            os.killpg(os.getpgid(0), signal.SIGTERM)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = read_json(argv[0])
+    host = spec["host"]
+    port = spec["port"]
+    if port:
+        if not port_is_free(host, port):
+            log(f"port {port} on {host} is already in use ({spec['port_key']}); not starting")
+            sys.exit(3)
+    else:
+        port = free_port(host)
+    command = substitute(spec["argv"], host, port)
+    env = {**os.environ, **{k: substitute([v], host, port)[0] for k, v in spec["env"].items()}}
+    server_pid = os.getpid()
+    child = os.fork()
+    if child == 0:
+        if os.fork() > 0:
+            os._exit(0)
+        watch(spec, host, port, server_pid)
+    os.waitpid(child, 0)
+    log(f"starting {spec['key']}: {' '.join(command)}")
+    os.execvpe(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Shared fixtures: a scratch results folder and a check that nothing of ours survives."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+from llmsweep.services.local import pid_alive  # noqa: E402
+
+
+def service_pids(results: Path) -> list[int]:
+    """Every PID a run's services ever had (from instance.json and endpoint.json files)."""
+    import json
+
+    pids = []
+    for name in ("instance.json", "endpoint.json"):
+        for f in results.glob(f"*/services/*/{name}"):
+            try:
+                pids.append(json.loads(f.read_text())["pid"])
+            except (OSError, ValueError, KeyError):
+                pass
+    return pids
+
+
+def alive_pids(pids) -> list[int]:
+    return [p for p in pids if pid_alive(p)]
+
+
+@pytest.fixture()
+def no_owner(monkeypatch):
+    monkeypatch.delenv("LLMSWEEP_DRIVER_PID", raising=False)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -1,0 +1,103 @@
+"""Config validation: defaults, errors naming the key, the original recipe format."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llmsweep import config
+
+
+def test_defaults_fill_every_section():
+    cfg = config.load()
+    assert cfg["engine"] == "llama_cpp"
+    assert cfg["sweep"]["requests_per_client"] >= 1
+    assert cfg["services"]["ports"]["prometheus"] == 0
+    assert cfg["engines"]["llama_cpp"]["parallel"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"sweep": {"clients": [-1]}}, "sweep.clients[0]"),
+        ({"sweep": {"clients": "4"}}, "sweep.clients"),
+        ({"sweep": {"requests_per_client": 0}}, "sweep.requests_per_client"),
+        ({"surprise": 1}, "surprise"),
+        ({"sweep": {"clientz": [1]}}, "sweep.clientz"),
+        ({"engine": "tgi"}, "engine"),
+        ({"workload": {"max_tokens": "many"}}, "workload.max_tokens"),
+        ({"run": "../etc"}, "run"),
+        ({"services": {"ports": {"prometheus": 70000}}}, "services.ports.prometheus"),
+        ({"engine": "openai"}, "engines.openai.base_url"),
+        ({"models": ["other-model"]}, "engines.llama_cpp.model_files.other-model"),
+    ],
+)
+def test_bad_config_names_the_key(override, key):
+    with pytest.raises(config.ConfigError) as err:
+        config.load(overrides=override)
+    assert key in str(err.value)
+
+
+def test_sweep_points_are_models_times_clients():
+    cfg = config.load(
+        overrides={"engine": "openai", "engines": {"openai": {"base_url": "http://h:1"}},
+                   "models": ["a", "b"], "sweep": {"clients": [1, 8]}}  # fmt: skip
+    )
+    assert config.sweep_points(cfg) == [("a", 1), ("a", 8), ("b", 1), ("b", 8)]
+
+
+ORIGINAL_RECIPE = {
+    "job": {
+        "name": "ollama_inference_job",
+        "infrastructure": {
+            "partition": "gpu",
+            "account": "p200981",
+            "nodes": 1,
+            "mem_gb": 64,
+            "time": "01:00:00",
+        },
+        "service": {
+            "type": "inference",
+            "model": "gemma3-270m",
+            "precision": "fp16",
+            "n_clients": 100,
+            "n_requests_per_client": 10,
+            "prompt": "Hello there",
+        },
+    }
+}
+
+
+def test_original_recipe_is_mapped(tmp_path):
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(ORIGINAL_RECIPE))
+    with pytest.warns(UserWarning, match="precision"):
+        cfg = config.load(path)
+    assert cfg["run"] == "ollama_inference_job"
+    assert cfg["models"] == ["gemma3-270m"]
+    assert cfg["sweep"] == {"clients": [100], "requests_per_client": 10}
+    assert cfg["workload"]["prompt"] == "Hello there"
+    assert cfg["infrastructure"]["account"] == "p200981"
+    assert cfg["infrastructure"]["time"] == "01:00:00"
+
+
+def test_recipe_with_bad_value_names_the_mapped_key(tmp_path):
+    recipe = json.loads(json.dumps(ORIGINAL_RECIPE))
+    recipe["job"]["service"]["n_clients"] = -5
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    with pytest.raises(config.ConfigError, match=r"sweep\.clients\[0\]"):
+        config.load(path)
+
+
+def test_check_config_command_exits_2_with_the_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("sweep:\n  clients: [0]\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmsweep.cli", "check-config", "--configfile", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "sweep.clients[0]" in proc.stderr
