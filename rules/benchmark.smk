@@ -9,14 +9,16 @@ rule benchmark:
         summary=f"{point_dir_pattern()}/summary.json",
     log:
         f"{RESULTS}/{RUN}/logs/benchmark/{{model}}/c{{clients}}.log",
+    conda:
+        "../envs/llmsweep.yaml"
+    resources:
+        # Points share the LLM server: the profile allows one at a time.
+        benchmark_slots=1,
     params:
         run=RUN,
         model=model_of,
         workload=lookup(within=config, dpath="workload"),
         requests_per_client=lookup(within=config, dpath="sweep/requests_per_client"),
-    resources:
-        # Points share the LLM server: the profile allows one at a time.
-        benchmark_slots=1,
     message:
         "Benchmark {params.model} with {wildcards.clients} clients"
     script:

@@ -6,6 +6,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from llmsweep import config as llmsweep_config
 from llmsweep.paths import RunPaths, model_slug
+from llmsweep.driver import become_driver
 from llmsweep.services.controller import Controller
 
 # Validate (and fill defaults) before any job starts; a bad key stops the run here.
@@ -52,8 +53,9 @@ def stop_services():
 
 
 if workflow.is_main_process:
-    # Services started by this run stop themselves if this driver dies without its hooks.
-    os.environ["LLMSWEEP_DRIVER_PID"] = str(os.getpid())
+    # Services started by this run stop themselves if this driver dies without its hooks;
+    # a lock left by a killed driver is cleared.
+    become_driver()
     # A lease whose service is gone must be acquired again, which restarts the service.
     for lease in Controller(PATHS).prune():
         print(f"llmsweep: dropped stale lease {lease}", file=sys.stderr)

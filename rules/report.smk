@@ -5,6 +5,8 @@ rule points_table:
         table=f"{RESULTS}/{RUN}/report/points.csv",
     log:
         f"{RESULTS}/{RUN}/logs/report/points_table.log",
+    conda:
+        "../envs/llmsweep.yaml"
     message:
         "Tidy table of all points"
     script:
@@ -28,6 +30,8 @@ rule report:
         page=f"{RESULTS}/{RUN}/report/index.html",
     log:
         f"{RESULTS}/{RUN}/logs/report/report.log",
+    conda:
+        "../envs/llmsweep.yaml"
     params:
         run=RUN,
     message:

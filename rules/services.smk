@@ -10,6 +10,8 @@ rule acquire_pushgateway:
         lease=temp(lease_pattern("pushgateway")),
     log:
         f"{RESULTS}/{RUN}/logs/acquire/pushgateway/{{model}}/c{{clients}}.log",
+    conda:
+        "../envs/llmsweep.yaml"
     params:
         service="pushgateway",
     message:
@@ -25,6 +27,8 @@ rule acquire_prometheus:
         lease=temp(lease_pattern("prometheus")),
     log:
         f"{RESULTS}/{RUN}/logs/acquire/prometheus/{{model}}/c{{clients}}.log",
+    conda:
+        "../envs/llmsweep.yaml"
     params:
         service="prometheus",
     message:
@@ -38,6 +42,8 @@ rule acquire_llm_server:
         lease=temp(lease_pattern("llm_server")),
     log:
         f"{RESULTS}/{RUN}/logs/acquire/llm_server/{{model}}/c{{clients}}.log",
+    conda:
+        "../envs/llmsweep.yaml"
     params:
         service="llm_server",
         model=model_of,
@@ -54,6 +60,8 @@ rule acquire_client_service:
         lease=temp(lease_pattern("client_service")),
     log:
         f"{RESULTS}/{RUN}/logs/acquire/client_service/{{model}}/c{{clients}}.log",
+    conda:
+        "../envs/llmsweep.yaml"
     params:
         service="client_service",
         model=model_of,

@@ -72,8 +72,11 @@ def test_query_returns_text_timings_and_server_token_counts(client):
         ("/benchmark", {"n_clients": "2", "n_requests_per_client": 1, "prompt": "x"}, "n_clients"),
         ("/benchmark", {"n_clients": 1, "n_requests_per_client": -1, "prompt": "x"}, "n_requests"),
         ("/benchmark", {"n_clients": 1, "prompt": "x"}, "n_requests_per_client"),
-        ("/benchmark", {"n_clients": 1, "n_requests_per_client": 1, "prompt": "x",
-                        "api": "soap"}, "api"),  # fmt: skip
+        (
+            "/benchmark",
+            {"n_clients": 1, "n_requests_per_client": 1, "prompt": "x", "api": "soap"},
+            "api",
+        ),  # fmt: skip
     ],
 )
 def test_bad_bodies_get_400_with_a_json_reason(client, path, body, needle):
@@ -111,7 +114,8 @@ def test_benchmark_runs_every_request_and_allows_one_point_at_a_time(client, stu
     ]
     assert view["peak_in_flight"] == 16  # all clients at once, no hidden cap
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'llmsweep_requests_total{clients="16",engine="openai",model="stub",outcome="ok",run="t"}' in metrics
+    labels = 'clients="16",engine="openai",model="stub",outcome="ok",run="t"'
+    assert f"llmsweep_requests_total{{{labels}}} 48.0" in metrics
     assert "llmsweep_request_ttft_seconds_bucket" in metrics
 
 
@@ -147,9 +151,20 @@ def test_served_by_gunicorn_with_metrics_that_promtool_accepts(stub, tmp_path):
     env = {"LLMSWEEP_UPSTREAM": stub.url, "LLMSWEEP_MODEL": "stub", "LLMSWEEP_ENGINE": "openai",
            "LLMSWEEP_RUN": "t", "PATH": "/usr/bin:/bin"}  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--worker-class", "gthread", "--threads", "4",
-         "llmsweep.client_service.app:create_app()"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "llmsweep.client_service.app:create_app()",
+        ],  # fmt: skip
         env={**env, "PYTHONPATH": ":".join(sys.path)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

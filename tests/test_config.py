@@ -41,8 +41,12 @@ def test_bad_config_names_the_key(override, key):
 
 def test_sweep_points_are_models_times_clients():
     cfg = config.load(
-        overrides={"engine": "openai", "engines": {"openai": {"base_url": "http://h:1"}},
-                   "models": ["a", "b"], "sweep": {"clients": [1, 8]}}  # fmt: skip
+        overrides={
+            "engine": "openai",
+            "engines": {"openai": {"base_url": "http://h:1"}},
+            "models": ["a", "b"],
+            "sweep": {"clients": [1, 8]},
+        }  # fmt: skip
     )
     assert config.sweep_points(cfg) == [("a", 1), ("a", 8), ("b", 1), ("b", 8)]
 

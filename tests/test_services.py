@@ -50,8 +50,8 @@ def test_prometheus_scrapes_pushgateway_with_honor_labels(env):
     cfg["monitoring"]["scrape_interval_s"] = 1
     gw = ctl.ensure(definitions.pushgateway(cfg, paths))
     prom = ctl.ensure(definitions.prometheus(cfg, paths))
-    from llmsweep.metrics.push import push_summary
     from llmsweep.loadgen.stats import summarize
+    from llmsweep.metrics.push import push_summary
 
     records = [{"start": 1.0, "ttft_s": 0.1, "e2e_s": 1.0, "itl_s": [0.1], "tpot_s": 0.9,
                 "output_tokens": 2, "output_tokens_source": "usage", "input_tokens": 3,

@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+from llmsweep.driver import DRIVER_ENV
 from llmsweep.paths import RunPaths
 from llmsweep.services.local import LocalBackend, pid_alive, start_time
 from llmsweep.services.readiness import check_health
@@ -26,7 +27,7 @@ class ServiceError(RuntimeError):
 
 def current_owner() -> dict:
     """The workflow driver that owns services it starts (from the environment), if any."""
-    pid = os.environ.get("LLMSWEEP_DRIVER_PID")
+    pid = os.environ.get(DRIVER_ENV)
     if not pid:
         return {}
     return {"pid": int(pid), "pid_start": start_time(int(pid))}

@@ -1,0 +1,231 @@
+"""The workflow end to end with the real parts: llama.cpp's server and Gemma 3 270M,
+Pushgateway, Prometheus, the client service under gunicorn, and snakemake itself."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, service_pids
+from llmsweep.benchmark import read_records
+from llmsweep.loadgen.stats import summarize
+from llmsweep.services.local import _group_alive
+from llmsweep.util import read_json, wait_until
+
+pytestmark = pytest.mark.e2e
+
+BASE = {
+    "run": "t",
+    "sweep": {"clients": [1, 2], "requests_per_client": 2},
+    "workload": {"max_tokens": 16},
+    "engines": {"llama_cpp": {"parallel": 2, "ctx_size": 1024}},
+    "services": {"ready_timeout_s": 120},
+    "monitoring": {"scrape_interval_s": 1},
+}
+
+
+def write_config(workdir: Path, **changes) -> Path:
+    cfg = json.loads(json.dumps(BASE))
+    for key, value in changes.items():
+        cfg.setdefault(key, {})
+        if isinstance(value, dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def snakemake_cmd(workdir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"),
+    ]  # fmt: skip
+
+
+def env() -> dict:
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "PYTHONPATH": str(ROOT / "src")}
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        snakemake_cmd(workdir) + list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env(),
+        cwd=workdir,
+    )
+
+
+def start_snakemake(workdir: Path) -> subprocess.Popen:
+    log = open(workdir / "driver.log", "w")
+    return subprocess.Popen(
+        snakemake_cmd(workdir), stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=workdir
+    )
+
+
+def point(workdir: Path, clients: int) -> Path:
+    return workdir / "results" / "t" / "bench" / "gemma3-270m" / f"c{clients}"
+
+
+def assert_nothing_alive(workdir: Path, timeout: float = 0) -> None:
+    pids = service_pids(workdir / "results")
+    assert pids, "the run recorded no services"
+
+    def none_alive():
+        return not [p for p in pids if _group_alive(p)]
+
+    if timeout:
+        wait_until(none_alive, timeout, "the services to stop")
+    alive = [p for p in pids if _group_alive(p)]
+    assert not alive, f"service process groups still alive: {alive}"
+
+
+def mtimes(workdir: Path) -> dict[str, int]:
+    bench = workdir / "results" / "t" / "bench"
+    return {str(p.relative_to(bench)): p.stat().st_mtime_ns for p in sorted(bench.rglob("*.json*"))}
+
+
+def test_run_resume_extend(tmp_path):
+    write_config(tmp_path)
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_nothing_alive(tmp_path)
+    report = tmp_path / "results" / "t" / "report"
+    for name in ("points.csv", "throughput.png", "latency.png", "index.html"):
+        assert (report / name).stat().st_size > 0
+    for clients in (1, 2):
+        records = read_records(point(tmp_path, clients) / "requests.jsonl")
+        assert len(records) == clients * 2 and all(r["ok"] for r in records)
+        assert {r["output_tokens_source"] for r in records} == {"usage"}
+        summary = read_json(point(tmp_path, clients) / "summary.json")
+        again = summarize(records)
+        for key in ("requests", "output_tokens", "output_token_throughput_tps", "ttft_s", "e2e_s",
+                    "itl_s", "tpot_s", "request_throughput_rps"):  # fmt: skip
+            assert summary[key] == again[key], key
+        assert summary["output_tokens"] == sum(r["output_tokens"] for r in records)
+        assert summary["point"]["peak_in_flight"] == clients
+    page = (report / "index.html").read_text()
+    assert "data:image/png;base64," in page and "TTFT p50 s" in page
+
+    before = mtimes(tmp_path)
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert mtimes(tmp_path) == before
+
+    write_config(tmp_path, sweep={"clients": [1, 2, 3]})
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "Benchmark gemma3-270m with 3 clients" in out
+    assert "with 1 clients" not in out and "with 2 clients" not in out
+    after = mtimes(tmp_path)
+    assert {k: after[k] for k in before} == before
+    assert (point(tmp_path, 3) / "summary.json").exists()
+    assert_nothing_alive(tmp_path)
+
+
+def test_killed_driver_resumes_only_unfinished_points(tmp_path):
+    write_config(tmp_path, sweep={"clients": [1, 2, 3], "requests_per_client": 3})
+    driver = start_snakemake(tmp_path)
+    try:
+        bench = tmp_path / "results" / "t" / "bench"
+        wait_until(lambda: list(bench.rglob("summary.json")), 300, "a first finished point")
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    # Without its driver, every service stops itself (the owner watchdog).
+    assert_nothing_alive(tmp_path, timeout=30)
+    done_before = {p.parent.name for p in bench.rglob("summary.json")}
+    before = {k: v for k, v in mtimes(tmp_path).items() if k.split("/")[1] in done_before}
+    assert 1 <= len(done_before) < 3
+
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    for name in done_before:
+        assert f"with {name[1:]} clients" not in out
+    after = mtimes(tmp_path)
+    assert {k: after[k] for k in before} == before
+    assert {p.parent.name for p in bench.rglob("summary.json")} == {"c1", "c2", "c3"}
+    assert_nothing_alive(tmp_path)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_snakemake_leaves_no_process(tmp_path, sig):
+    write_config(tmp_path, sweep={"clients": [2], "requests_per_client": 50})
+    driver = start_snakemake(tmp_path)
+    try:
+        requests = point(tmp_path, 2) / "requests.jsonl"
+        wait_until(lambda: requests.exists() and requests.stat().st_size, 300, "a running point")
+    finally:
+        driver.send_signal(sig)
+        driver.wait(120)
+    assert driver.returncode != 0
+    assert_nothing_alive(tmp_path)
+
+
+def test_llm_server_killed_mid_point(tmp_path):
+    write_config(tmp_path, sweep={"clients": [1], "requests_per_client": 40})
+    driver = start_snakemake(tmp_path)
+    requests = point(tmp_path, 1) / "requests.jsonl"
+    try:
+        wait_until(
+            lambda: requests.exists() and len(requests.read_text().splitlines()) >= 3,
+            300,
+            "three finished requests",
+        )
+        endpoint = tmp_path / "results" / "t" / "services" / "llm_server.gemma3-270m"
+        os.kill(read_json(endpoint / "endpoint.json")["pid"], signal.SIGKILL)
+        driver.wait(300)
+    finally:
+        driver.kill()
+    assert driver.returncode != 0
+    log = (tmp_path / "driver.log").read_text()
+    assert "stopped answering" in log
+    records = read_records(requests)
+    completed = [r for r in records if r["ok"]]
+    assert len(completed) >= 3
+    assert any(not r["ok"] for r in records)
+    kept = list(point(tmp_path, 1).glob("requests.failed-*.jsonl"))
+    assert len(kept) == 1 and read_records(kept[0]) == records
+    assert not (point(tmp_path, 1) / "summary.json").exists()
+    assert_nothing_alive(tmp_path)
+
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    records = read_records(requests)
+    assert len(records) == 40 and all(r["ok"] for r in records)
+    assert read_json(point(tmp_path, 1) / "summary.json")["successful"] == 40
+    assert_nothing_alive(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"sweep": {"clients": [-2]}}, "sweep.clients[0]"),
+        ({"sweep": {"clients": "two"}}, "sweep.clients"),
+        ({"engine": "tgi"}, "engine"),
+        ({"workload": {"temperature": 0.5}}, "workload.temperature"),
+    ],
+)
+def test_bad_config_is_rejected_before_any_service_starts(tmp_path, change, key):
+    write_config(tmp_path, **change)
+    t0 = time.monotonic()
+    proc = snakemake(tmp_path)
+    assert proc.returncode != 0
+    assert key in proc.stdout + proc.stderr
+    assert not (tmp_path / "results" / "t" / "services").exists()
+    assert time.monotonic() - t0 < 120
