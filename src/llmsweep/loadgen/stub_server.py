@@ -23,6 +23,11 @@ def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Applicat
         body = await request.json()
         if fail_status:
             return web.json_response({"error": "configured to fail"}, status=fail_status)
+        if not body.get("stream"):
+            n = int(body.get("max_tokens", 16))
+            text = " ".join(f"w{i}" for i in range(n))
+            usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": n + 7}
+            return web.json_response({"choices": [{"text": text, "index": 0}], "usage": usage})
         state["requests"] += 1
         state["in_flight"] += 1
         state["peak"] = max(state["peak"], state["in_flight"])

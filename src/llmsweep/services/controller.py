@@ -119,12 +119,14 @@ class Controller:
             same = inst.get("spec_hash") == wanted
             if same and ep and ep.get("instance") == inst["instance"]:
                 if check_health(spec["ready"], ep["url"]):
+                    self._history(key, inst["instance"], "reused")
                     self._claim(key)
                     self.renew(key)
                     return self._lease(inst, ep, "reused")
             why = "its configuration changed" if not same else "it is not healthy"
             print(f"llmsweep: restarting {key}: {why}", file=sys.stderr)
-            self.backend.stop(inst)
+        if inst:
+            self.backend.stop(inst)  # what is left of it, e.g. its watcher
         self._clean(key)
         instance_id = uuid.uuid4().hex[:12]
         full = {
@@ -153,6 +155,7 @@ class Controller:
             "log": str(log),
         }
         write_json_atomic(sdir / "instance.json", inst)
+        self._history(key, instance_id, "started")
 
         def endpoint_ready():
             ep = self.endpoint(key)
@@ -173,6 +176,11 @@ class Controller:
             self.backend.stop(inst)
             raise ServiceError(f"service {key} wrote {ep['url']} but does not answer there")
         return self._lease(inst, ep, "started")
+
+    def _history(self, key: str, instance: str, event: str) -> None:
+        line = {"instance": instance, "event": event, "time": time.time()}
+        with open(self._dir(key) / "history.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
 
     def _claim(self, key: str) -> None:
         if self.owner:
@@ -220,8 +228,7 @@ class Controller:
         stopped = []
         for key in self.keys():
             inst = self.instance(key)
-            if inst and self.backend.alive(inst):
-                self.backend.stop(inst)
+            if inst and self.backend.stop(inst):
                 stopped.append(key)
             (self._dir(key) / "endpoint.json").unlink(missing_ok=True)
         for target in self.paths.targets.glob("*.json") if self.paths.targets.is_dir() else []:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -55,26 +54,33 @@ class LocalBackend:
     def state(self, instance: dict) -> str:
         return "RUNNING" if self.alive(instance) else "GONE"
 
-    def stop(self, instance: dict, grace: float = 10.0) -> None:
-        """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds."""
-        if not self.alive(instance):
-            return
+    def stop(self, instance: dict, grace: float = 10.0) -> bool:
+        """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds.
+
+        The group is ours while its leader runs with the recorded start time, or, once the
+        leader is gone, while any member lives (Linux keeps a live group's ID from reuse).
+        Returns whether anything was running.
+        """
         pgid = instance["pid"]
+        leader_ours = self.alive(instance)
+        if not leader_ours and (pid_alive(pgid) or not _group_alive(pgid)):
+            return False
         try:
             os.killpg(pgid, signal.SIGTERM)
         except ProcessLookupError:
-            return
+            return False
         deadline = time.monotonic() + grace
         delay = 0.02
         while time.monotonic() < deadline:
             if not _group_alive(pgid):
-                return
+                return True
             time.sleep(delay)
             delay = min(delay * 1.5, 0.3)
         try:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        return True
 
 
 def _group_alive(pgid: int) -> bool:
@@ -85,7 +91,3 @@ def _group_alive(pgid: int) -> bool:
             if fields and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
                 return True
     return False
-
-
-def python() -> str:
-    return sys.executable

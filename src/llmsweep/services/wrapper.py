@@ -10,6 +10,7 @@ Usage: python -m llmsweep.services.wrapper SPEC_JSON
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -37,6 +38,13 @@ def _remove(path: str | Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def _history(spec: dict, event: str, **extra) -> None:
+    """One line per instance event, kept after the run (start-up times, restarts)."""
+    line = {"instance": spec["instance"], "event": event, "time": time.time(), **extra}
+    with open(Path(spec["endpoint_file"]).with_name("history.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def _owner_alive(spec: dict) -> bool:
@@ -72,8 +80,13 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
     }
 
     def cleanup(*_):
+        _history(spec, "stopped")
         for target in spec.get("targets", []):
-            _remove(target["file"])
+            try:
+                if read_json(target["file"])[0]["targets"] == [f"{host}:{port}"]:
+                    _remove(target["file"])
+            except (OSError, ValueError, LookupError):
+                pass
         try:
             if read_json(spec["endpoint_file"]).get("instance") == spec["instance"]:
                 _remove(spec["endpoint_file"])
@@ -107,6 +120,7 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
         delay = min(delay * 1.5, 0.5)
     endpoint["ready_at"] = time.time()
     write_json_atomic(spec["endpoint_file"], endpoint)
+    _history(spec, "ready", url=url)
     for target in spec.get("targets", []):
         labels = {**target.get("labels", {}), "__metrics_path__": target.get("path", "/metrics")}
         write_json_atomic(target["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
