@@ -46,6 +46,16 @@ def model_of(wildcards):
     return MODEL_BY_SLUG[wildcards.model]
 
 
+def service_backend(wildcards):
+    """local or slurm: services.backend, or with auto the executor's kind (known once
+    the DAG is built, hence a function)."""
+    chosen = config["services"]["backend"]
+    if chosen != "auto":
+        return chosen
+    plugin = workflow.executor_plugin
+    return "slurm" if plugin is not None and plugin.name == "slurm" else "local"
+
+
 def stop_services():
     """Stop every service of the run (the onsuccess/onerror hooks)."""
     for key in Controller(PATHS).stop_all():

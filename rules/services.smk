@@ -13,6 +13,7 @@ rule acquire_pushgateway:
     conda:
         "../envs/llmsweep.yaml"
     params:
+        backend=service_backend,
         service="pushgateway",
     message:
         "Pushgateway for point {wildcards.model} c{wildcards.clients}"
@@ -30,6 +31,7 @@ rule acquire_prometheus:
     conda:
         "../envs/llmsweep.yaml"
     params:
+        backend=service_backend,
         service="prometheus",
     message:
         "Prometheus for point {wildcards.model} c{wildcards.clients}"
@@ -45,6 +47,7 @@ rule acquire_llm_server:
     conda:
         "../envs/llmsweep.yaml"
     params:
+        backend=service_backend,
         service="llm_server",
         model=model_of,
     message:
@@ -63,6 +66,7 @@ rule acquire_client_service:
     conda:
         "../envs/llmsweep.yaml"
     params:
+        backend=service_backend,
         service="client_service",
         model=model_of,
     message:

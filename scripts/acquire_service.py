@@ -1,7 +1,10 @@
 """acquire_* rules: ensure the service, write this point's lease."""
 
+import signal
 import sys
 
+# SIGTERM (Snakemake cancelling the job) unwinds like Ctrl-C, so a submitted job is cancelled.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 
 from llmsweep.acquire import acquire  # noqa: E402
@@ -12,4 +15,6 @@ acquire(
     snakemake.output.lease,  # noqa: F821
     model=snakemake.params.get("model"),  # noqa: F821
     llm_lease=snakemake.input.get("llm_server"),  # noqa: F821
+    backend=snakemake.params.backend,  # noqa: F821
+    resources=dict(snakemake.resources.items()),  # noqa: F821
 )

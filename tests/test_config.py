@@ -107,8 +107,9 @@ def test_check_config_command_exits_2_with_the_key(tmp_path):
     assert "sweep.clients[0]" in proc.stderr
 
 
-def test_every_schema_key_is_documented():
+def test_config_readme_is_generated_from_the_schema_and_names_every_key():
     text = (config.SCHEMA_PATH.parent / "README.md").read_text()
+    assert text == config.docs(), "run: llmsweep config-docs > config/README.md"
 
     def keys(props, prefix=""):
         for name, sub in props.items():

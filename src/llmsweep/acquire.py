@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from llmsweep.engines import openai
 from llmsweep.paths import RunPaths
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller
+from llmsweep.services.local import LocalBackend
+from llmsweep.services.slurm import SlurmBackend, merge_infrastructure
 from llmsweep.util import read_json, wait_until, write_json_atomic
+
+ROLES = {
+    "pushgateway": "pushgateway",
+    "prometheus": "prometheus",
+    "llm_server": "llm_server",
+    "client_service": "client",
+}
 
 
 def external_server(cfg: dict, model: str) -> dict:
@@ -41,7 +49,14 @@ def acquire(
     model: str | None = None,
     llm_lease: str | None = None,
     results: str = "results",
+    backend: str = "local",
+    resources: dict | None = None,
 ) -> dict:
+    """Ensure `service` (for `model`) with `backend` and write the point's lease.
+
+    With the slurm backend, `resources` (the rule's, from the profile's set-resources)
+    become the service job's sbatch flags.
+    """
     paths = RunPaths(cfg["run"], results)
     if service == "llm_server" and cfg["engine"] == "openai":
         lease = external_server(cfg, model)
@@ -50,9 +65,21 @@ def acquire(
     deps = {}
     if llm_lease:
         deps["llm_url"] = read_json(llm_lease)["url"]
-    cpus = int(os.environ.get("SLURM_CPUS_ON_NODE", 0)) or None
+    resources = resources or {}
+    if backend == "slurm":
+        resources = merge_infrastructure(resources, cfg["infrastructure"], ROLES[service])
+        cpus = resources.get("cpus_per_task")
+    else:
+        cpus = None
     spec = definitions.build(cfg, paths, service, model, cpus=cpus, **deps)
-    lease = Controller(paths).ensure(spec)
+    if backend == "slurm":
+        spec["host"] = cfg["services"]["cluster_host"]
+        spec["queue_timeout_s"] = cfg["services"]["queue_timeout_s"]
+        job_name = f"llmsweep-{cfg['run']}-{spec['key']}"
+        runner = SlurmBackend(resources, job_name)
+    else:
+        runner = LocalBackend()
+    lease = Controller(paths, runner).ensure(spec)
     lease["point_lease"] = lease_path
     write_json_atomic(lease_path, lease)
     return lease

@@ -30,6 +30,13 @@ def keep_failed_attempt(requests_path: Path) -> Path | None:
     return kept
 
 
+def renew(*leases: dict) -> None:
+    """Tell the services' idle watchdogs that this point still uses them."""
+    for lease in leases:
+        if lease.get("heartbeat"):
+            Path(lease["heartbeat"]).touch()
+
+
 def read_records(path: Path) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -100,6 +107,7 @@ def _run_point(
             out.flush()
             os.fsync(out.fileno())
             offset = view["next_offset"]
+            renew(client, llm, gateway)
             done = view["completed"]
             print(f"{model} c{clients}: {done}/{view['total']} requests", file=sys.stderr)
             if view["state"] != "running" and offset >= view["completed"]:

@@ -70,6 +70,11 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def cmd_config_docs(args) -> int:
+    print(configuration.docs(), end="")
+    return 0
+
+
 def cmd_install_model(args) -> int:
     from llmsweep.models import install_demo_model
 
@@ -101,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate a config and print it with defaults")
     p.add_argument("--configfile")
     p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("config-docs", help="print config/README.md, made from the schema")
+    p.set_defaults(func=cmd_config_docs)
     p = sub.add_parser("install-model", help="write the demo model's GGUF file")
     p.set_defaults(func=cmd_install_model)
 

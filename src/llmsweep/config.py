@@ -155,3 +155,39 @@ def sweep_points(cfg: dict) -> list[tuple[str, int]]:
 
 def dump(cfg: dict) -> str:
     return yaml.safe_dump(cfg, sort_keys=False)
+
+
+DOCS_HEADER = """# Configuration keys
+
+`config/config.yaml` holds the defaults; `config/schema.yaml` is the authority (types,
+ranges, defaults) and is checked before any job starts. Pass another file with
+`--configfile`, or single values with `--config key=value`. Resources, partitions and
+accounts belong in the profile (`profiles/`), not here. This page is generated from the
+schema by `llmsweep config-docs`.
+
+| key | type | default | what it does |
+|---|---|---|---|
+"""
+
+
+def docs() -> str:
+    """config/README.md, generated from the schema's descriptions."""
+    lines = []
+
+    def walk(props: dict, prefix: str) -> None:
+        for name, sub in props.items():
+            kind = sub.get("type", "")
+            kind = " or ".join(kind) if isinstance(kind, list) else kind
+            if "enum" in sub:
+                kind = " \\| ".join(f"`{v}`" for v in sub["enum"])
+            default = ""
+            if "default" in sub and "properties" not in sub:
+                text = yaml.safe_dump(sub["default"], default_flow_style=True, width=1000)
+                default = f"`{text.strip().removesuffix('...').strip()}`"
+            lines.append(
+                f"| `{prefix}{name}` | {kind} | {default} | {sub.get('description', '')} |"
+            )
+            walk(sub.get("properties", {}), f"{prefix}{name}.")
+
+    walk(load_schema()["properties"], "")
+    return DOCS_HEADER + "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -16,9 +17,11 @@ from llmsweep.driver import DRIVER_ENV
 from llmsweep.paths import RunPaths
 from llmsweep.services.local import LocalBackend, pid_alive, start_time
 from llmsweep.services.readiness import check_health
+from llmsweep.services.slurm import SlurmBackend
 from llmsweep.util import read_json, tail, wait_until, write_json_atomic
 
 LOCK_TIMEOUT_S = 900
+LIVE = {"RUNNING", "PENDING", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING"}
 
 
 class ServiceError(RuntimeError):
@@ -30,7 +33,7 @@ def current_owner() -> dict:
     pid = os.environ.get(DRIVER_ENV)
     if not pid:
         return {}
-    return {"pid": int(pid), "pid_start": start_time(int(pid))}
+    return {"pid": int(pid), "pid_start": start_time(int(pid)), "host": socket.gethostname()}
 
 
 def spec_hash(spec: dict) -> str:
@@ -67,9 +70,15 @@ class Controller:
             return []
         return sorted(p.parent.name for p in self.paths.services.glob("*/instance.json"))
 
+    def backend_of(self, inst: dict):
+        """The backend that started `inst` (stop and status need no resources)."""
+        if inst.get("backend") == self.backend.name:
+            return self.backend
+        return SlurmBackend() if inst.get("backend") == "slurm" else LocalBackend()
+
     def alive(self, key: str) -> bool:
         inst = self.instance(key)
-        return bool(inst) and self.backend.alive(inst)
+        return bool(inst) and self.backend_of(inst).alive(inst)
 
     def renew(self, key: str) -> None:
         """Mark the service as in use, for its idle watchdog."""
@@ -114,7 +123,7 @@ class Controller:
         sdir = self._dir(key)
         inst = self.instance(key)
         wanted = spec_hash(spec)
-        if inst and self.backend.alive(inst):
+        if inst and self.backend_of(inst).alive(inst):
             ep = self.endpoint(key)
             same = inst.get("spec_hash") == wanted
             if same and ep and ep.get("instance") == inst["instance"]:
@@ -126,7 +135,7 @@ class Controller:
             why = "its configuration changed" if not same else "it is not healthy"
             print(f"llmsweep: restarting {key}: {why}", file=sys.stderr)
         if inst:
-            self.backend.stop(inst)  # what is left of it, e.g. its watcher
+            self.backend_of(inst).stop(inst)  # what is left of it, e.g. its watcher
         self._clean(key)
         instance_id = uuid.uuid4().hex[:12]
         full = {
@@ -157,21 +166,35 @@ class Controller:
         write_json_atomic(sdir / "instance.json", inst)
         self._history(key, instance_id, "started")
 
+        shown = {"state": None}
+
         def endpoint_ready():
             ep = self.endpoint(key)
             if ep and ep.get("instance") == instance_id:
                 return ep
-            if not self.backend.alive(inst):
+            state = self.backend.state(inst)
+            if state != shown["state"] and inst.get("job_id"):
+                print(f"llmsweep: {key}: job {inst['job_id']} {state}", file=sys.stderr)
+                shown["state"] = state
+            if state not in LIVE:
+                job = f" (job {inst['job_id']}: {state})" if inst.get("job_id") else ""
                 raise ServiceError(
-                    f"service {key} exited before it was ready; last lines of {log}:\n{tail(log)}"
+                    f"service {key} ended before it was ready{job}; last lines of {log}:\n"
+                    f"{tail(log)}"
                 )
             return None
 
+        deadline = spec["ready_timeout_s"] + spec.get("queue_timeout_s", 0) + 5
         try:
-            ep = wait_until(endpoint_ready, spec["ready_timeout_s"] + 5, f"service {key}")
+            ep = wait_until(
+                endpoint_ready, deadline, f"service {key}", max_delay=self.backend.poll_max_delay
+            )
         except TimeoutError as exc:
             self.backend.stop(inst)
             raise ServiceError(f"{exc}; last lines of {log}:\n{tail(log)}") from None
+        except BaseException:
+            self.backend.stop(inst)  # interrupted or failed: leave no queued or running job
+            raise
         if not check_health(spec["ready"], ep["url"]):
             self.backend.stop(inst)
             raise ServiceError(f"service {key} wrote {ep['url']} but does not answer there")
@@ -195,6 +218,7 @@ class Controller:
             "backend": inst["backend"],
             "pid": inst.get("pid"),
             "job_id": inst.get("job_id"),
+            "heartbeat": str(self._dir(inst["key"]) / "heartbeat"),
             "status": how,
             "acquired_at": time.time(),
         }
@@ -214,7 +238,7 @@ class Controller:
             rows.append(
                 {
                     "key": key,
-                    "state": self.backend.state(inst) if inst else "GONE",
+                    "state": self.backend_of(inst).state(inst) if inst else "GONE",
                     "url": ep.get("url") if ep.get("instance") == inst.get("instance") else None,
                     "pid": inst.get("pid"),
                     "job_id": inst.get("job_id"),
@@ -228,7 +252,7 @@ class Controller:
         stopped = []
         for key in self.keys():
             inst = self.instance(key)
-            if inst and self.backend.stop(inst):
+            if inst and self.backend_of(inst).stop(inst):
                 stopped.append(key)
             (self._dir(key) / "endpoint.json").unlink(missing_ok=True)
         for target in self.paths.targets.glob("*.json") if self.paths.targets.is_dir() else []:
@@ -243,7 +267,7 @@ class Controller:
         live = {}
         for key in self.keys():
             inst = self.instance(key)
-            if inst and self.backend.alive(inst):
+            if inst and self.backend_of(inst).alive(inst):
                 live[key] = inst["instance"]
                 self._claim(key)
         if not self.paths.leases.is_dir():

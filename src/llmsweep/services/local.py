@@ -35,6 +35,7 @@ def pid_alive(pid: int, started: str | None = None) -> bool:
 
 class LocalBackend:
     name = "local"
+    poll_max_delay = 0.5
 
     def start(self, argv: list[str], log: Path, cwd: Path | None = None) -> dict:
         with open(log, "ab") as out:

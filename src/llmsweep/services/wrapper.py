@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,8 @@ def _owner_alive(spec: dict) -> bool:
         return True
     if not owner or not owner.get("pid"):
         return True
+    if owner.get("host", socket.gethostname()) != socket.gethostname():
+        return True  # a driver on another host: its time limit and the idle watchdog apply
     return pid_alive(owner["pid"], owner.get("pid_start"))
 
 
@@ -139,10 +142,15 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
             os.killpg(os.getpgid(0), signal.SIGTERM)
 
 
+def node_address() -> str:
+    """The address other nodes reach this one at: what its hostname resolves to."""
+    return socket.gethostbyname(socket.gethostname())
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     spec = read_json(argv[0])
-    host = spec["host"]
+    host = node_address() if spec["host"] == "node" else spec["host"]
     port = spec["port"]
     if port:
         if not port_is_free(host, port):

@@ -1,0 +1,151 @@
+"""The `slurm` backend: each service is a batch job (sbatch), watched with squeue,
+stopped with scancel. The one place that builds sbatch command lines."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+JOB_SCRIPT = Path(__file__).with_name("slurm_job.sh")
+LIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "RESIZING"}
+DEFAULT_RUNTIME_MIN = 240
+
+
+class SlurmError(RuntimeError):
+    """A SLURM command failed; the message carries SLURM's own words."""
+
+
+def _run(cmd: list[str], timeout: float = 60) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SlurmError(f"{cmd[0]} failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
+
+
+def _minutes(runtime) -> int:
+    """Snakemake's runtime resource is minutes; accept '2h', '90m', '1d' too."""
+    if isinstance(runtime, int | float):
+        return int(runtime)
+    text = str(runtime).strip().lower()
+    for suffix, factor in (("d", 1440), ("h", 60), ("m", 1), ("s", 1 / 60)):
+        if text.endswith(suffix):
+            return max(1, int(float(text[: -len(suffix)]) * factor))
+    return int(float(text))
+
+
+def sbatch_args(resources: dict) -> list[str]:
+    """sbatch flags from a rule's resources (the keys the Snakemake SLURM executor uses)."""
+    r = {k: v for k, v in resources.items() if v not in (None, "", 0)}
+    args = []
+    if "slurm_partition" in r:
+        args.append(f"--partition={r['slurm_partition']}")
+    if "slurm_account" in r:
+        args.append(f"--account={r['slurm_account']}")
+    if "qos" in r:
+        args.append(f"--qos={r['qos']}")
+    if "constraint" in r:
+        args.append(f"--constraint={r['constraint']}")
+    if "nodes" in r:
+        args.append(f"--nodes={r['nodes']}")
+    if "cpus_per_task" in r:
+        args.append(f"--cpus-per-task={r['cpus_per_task']}")
+    if "mem_mb" in r:
+        args.append(f"--mem={int(r['mem_mb'])}M")
+    elif "mem_mb_per_cpu" in r:
+        args.append(f"--mem-per-cpu={int(r['mem_mb_per_cpu'])}M")
+    if "gres" in r:
+        args.append(f"--gres={r['gres']}")
+    elif "gpu" in r:
+        model = f"{r['gpu_model']}:" if "gpu_model" in r else ""
+        args.append(f"--gpus={model}{r['gpu']}")
+    args.append(f"--time={_minutes(r.get('runtime', DEFAULT_RUNTIME_MIN))}")
+    if "slurm_extra" in r:
+        args += shlex.split(str(r["slurm_extra"]))  # split into arguments, never run by a shell
+    return args
+
+
+def merge_infrastructure(resources: dict, infra: dict, role: str) -> dict:
+    """Overlay a recipe's job.infrastructure onto the resources of the LLM or client job."""
+    out = dict(resources)
+    prefix = "client_" if role == "client" else ""
+    if role not in ("llm_server", "client"):
+        return out
+    if infra.get("account"):
+        out["slurm_account"] = infra["account"]
+    if infra.get(f"{prefix}partition"):
+        out["slurm_partition"] = infra[f"{prefix}partition"]
+    if infra.get(f"{prefix}mem_gb"):
+        out["mem_mb"] = int(infra[f"{prefix}mem_gb"] * 1024)
+    if infra.get(f"{prefix}time"):
+        out["runtime"] = _slurm_time_minutes(infra[f"{prefix}time"])
+    if role == "llm_server" and infra.get("nodes"):
+        out["nodes"] = infra["nodes"]
+    return out
+
+
+def _slurm_time_minutes(text: str) -> int:
+    days = 0
+    if "-" in text:
+        d, text = text.split("-", 1)
+        days = int(d)
+    parts = [int(p) for p in text.split(":")]
+    h, m, s = ([0] * (3 - len(parts)) + parts) if len(parts) > 1 else (0, parts[0], 0)
+    return max(1, days * 1440 + h * 60 + m + (1 if s else 0))
+
+
+class SlurmBackend:
+    name = "slurm"
+    poll_max_delay = 2.0  # squeue is a call to the controller: be gentle
+
+    def __init__(self, resources: dict | None = None, job_name: str = "llmsweep"):
+        self.resources = resources or {}
+        self.job_name = job_name
+
+    def command(self, argv: list[str], log: Path) -> list[str]:
+        return [
+            "sbatch",
+            "--parsable",
+            f"--job-name={self.job_name}",
+            f"--output={log}",
+            "--open-mode=append",
+            *sbatch_args(self.resources),
+            str(JOB_SCRIPT),
+            *argv,
+        ]
+
+    def start(self, argv: list[str], log: Path, cwd: Path | None = None) -> dict:
+        out = _run(self.command(argv, log))
+        job_id = out.strip().split(";")[0]
+        return {"backend": self.name, "job_id": job_id, "pid": None, "job_name": self.job_name}
+
+    def state(self, instance: dict) -> str:
+        out = _run(["squeue", "-h", "-j", str(instance["job_id"]), "-o", "%T"], timeout=30)
+        state = out.strip().splitlines()[0] if out.strip() else ""
+        if state:
+            return state
+        try:
+            acct = _run(["sacct", "-n", "-X", "-P", "-j", str(instance["job_id"]), "-o", "State"])
+        except (SlurmError, FileNotFoundError):
+            return "GONE"
+        return acct.strip().split()[0] if acct.strip() else "GONE"
+
+    def alive(self, instance: dict) -> bool:
+        try:
+            return self.state(instance) in LIVE_STATES
+        except SlurmError as exc:
+            if "Invalid job id" in str(exc):
+                return False
+            raise
+
+    def stop(self, instance: dict, grace: float = 60.0) -> bool:
+        if not self.alive(instance):
+            return False
+        _run(["scancel", str(instance["job_id"])])
+        deadline = time.monotonic() + grace
+        delay = 0.1
+        while time.monotonic() < deadline and self.alive(instance):
+            time.sleep(delay)
+            delay = min(delay * 1.5, self.poll_max_delay)
+        return True

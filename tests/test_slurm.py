@@ -1,0 +1,232 @@
+"""The workflow on a real single-node SLURM cluster (tests/slurm/cluster.sh): services as
+batch jobs, benchmark jobs through the Snakemake SLURM executor, nothing left queued."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from llmsweep.benchmark import read_records
+from llmsweep.util import read_json, wait_until
+
+pytestmark = pytest.mark.slurm
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if os.environ.get("LLMSWEEP_SKIP_SLURM"):
+        pytest.skip("LLMSWEEP_SKIP_SLURM is set")
+    subprocess.run([str(CLUSTER), "start"], check=True, timeout=900)
+    yield
+    subprocess.run([str(CLUSTER), "stop"], timeout=300)
+
+
+def test_profile(workdir: Path, **resources) -> Path:
+    """profiles/slurm with the test cluster's account, small jobs and quick status checks."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["default-resources"]["slurm_account"] = "bench"
+    for res in profile["set-resources"].values():
+        res.update(mem_mb=500, cpus_per_task=1, runtime=30)
+    profile["set-resources"]["acquire_llm_server"].update(cpus_per_task=2, mem_mb=1500)
+    for rule, res in resources.items():
+        profile["set-resources"].setdefault(rule, {}).update(res)
+    profile["slurm-init-seconds-before-status-checks"] = 2
+    profile["seconds-between-status-checks"] = 2
+    folder = workdir / "profile"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder
+
+
+test_profile.__test__ = False
+
+
+def write_config(workdir: Path, clients=(1, 2), requests=2) -> None:
+    cfg = {
+        "run": "s",
+        "sweep": {"clients": list(clients), "requests_per_client": requests},
+        "workload": {"max_tokens": 16},
+        "engines": {"llama_cpp": {"parallel": 2, "ctx_size": 1024}},
+        "services": {"ready_timeout_s": 120, "queue_timeout_s": 120},
+        "monitoring": {"scrape_interval_s": 1},
+    }
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def command(workdir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"),
+        "--profile", str(workdir / "profile"),
+        *extra,
+    ]  # fmt: skip
+
+
+def env() -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command(workdir, *extra), capture_output=True, text=True, timeout=900, env=env(),
+        cwd=workdir,
+    )  # fmt: skip
+
+
+def squeue() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True)
+    return out.stdout.split("\n")[:-1]
+
+
+def assert_queue_empties() -> None:
+    wait_until(lambda: not squeue(), 120, "the queue to empty", max_delay=1)
+
+
+def sacct(since_job: int = 0) -> list[dict]:
+    out = subprocess.run(
+        ["sacct", "-a", "-X", "-n", "-P", "-S", "now-1day", "-o",
+         "JobID,JobName%60,Partition,AllocTRES%80,State,Comment%80"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    keys = ("id", "name", "partition", "tres", "state", "comment")
+    rows = [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
+    return [r for r in rows if int(r["id"].split("_")[0]) > since_job]
+
+
+def last_job_id() -> int:
+    rows = sacct()
+    return max((int(r["id"].split("_")[0]) for r in rows), default=0)
+
+
+def point(workdir: Path, clients: int) -> Path:
+    return workdir / "results" / "s" / "bench" / "gemma3-270m" / f"c{clients}"
+
+
+def test_sweep_on_slurm_to_report(cluster, tmp_path):
+    write_config(tmp_path)
+    test_profile(tmp_path)
+    first = last_job_id()
+
+    dry = snakemake(tmp_path, "-n")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "benchmark" in dry.stdout and "acquire_llm_server" in dry.stdout
+    assert last_job_id() == first, "a dry run submitted a job"
+
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "results/s/report/index.html").exists()
+    for clients in (1, 2):
+        summary = read_json(point(tmp_path, clients) / "summary.json")
+        assert summary["successful"] == clients * 2
+        assert summary["point"]["llm_server"]["job_id"]
+    jobs = sacct(first)
+    by_name = {r["name"]: r for r in jobs}
+    llm = by_name["llmsweep-s-llm_server.gemma3-270m"]
+    assert llm["partition"] == "gpu" and "gres/gpu=1" in llm["tres"]
+    assert by_name["llmsweep-s-client_service.gemma3-270m"]["partition"] == "cpu"
+    assert by_name["llmsweep-s-prometheus"]["partition"] == "cpu"
+    bench = [r for r in jobs if "benchmark" in r["comment"]]
+    assert len(bench) == 2 and {r["partition"] for r in bench} == {"cpu"}
+    assert all(r["state"] == "COMPLETED" for r in bench)
+    assert_queue_empties()
+
+
+def test_scancel_llm_server_then_resume(cluster, tmp_path):
+    write_config(tmp_path, clients=(1, 2), requests=12)
+    test_profile(tmp_path)
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(command(tmp_path), stdout=log, stderr=subprocess.STDOUT,
+                              env=env(), cwd=tmp_path)  # fmt: skip
+    try:
+        bench = tmp_path / "results" / "s" / "bench"
+
+        def second_point_running():
+            done = list(bench.rglob("summary.json"))
+            running = [p for p in bench.rglob("requests.jsonl") if p.stat().st_size and
+                       not (p.parent / "summary.json").exists()]  # fmt: skip
+            return done and running
+
+        wait_until(second_point_running, 600, "a finished point and a running one", max_delay=1)
+        instance = read_json(tmp_path / "results/s/services/llm_server.gemma3-270m/instance.json")
+        subprocess.run(["scancel", instance["job_id"]], check=True)
+        driver.wait(600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode != 0
+    assert_queue_empties()
+    done = {p.parent.name: p.stat().st_mtime_ns for p in bench.rglob("summary.json")}
+    assert len(done) == 1
+
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = {p.parent.name: p.stat().st_mtime_ns for p in bench.rglob("summary.json")}
+    assert set(after) == {"c1", "c2"}
+    assert {k: after[k] for k in done} == done, "a finished point was redone"
+    new = read_json(tmp_path / "results/s/services/llm_server.gemma3-270m/instance.json")
+    assert new["job_id"] != instance["job_id"]
+    for clients in (1, 2):
+        assert len(read_records(point(tmp_path, clients) / "requests.jsonl")) == clients * 12
+    assert_queue_empties()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_driver_leaves_no_job(cluster, tmp_path, sig):
+    write_config(tmp_path, clients=(2,), requests=50)
+    test_profile(tmp_path)
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(command(tmp_path), stdout=log, stderr=subprocess.STDOUT,
+                              env=env(), cwd=tmp_path)  # fmt: skip
+    try:
+        requests = point(tmp_path, 2) / "requests.jsonl"
+        wait_until(lambda: requests.exists() and requests.stat().st_size, 600, "a running point",
+                   max_delay=1)  # fmt: skip
+        assert squeue()
+        driver.send_signal(sig)
+        driver.wait(300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert_queue_empties()
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"acquire_llm_server": {"slurm_partition": "nosuchpartition"}}, "invalid partition"),
+        ({"acquire_llm_server": {"slurm_account": "nosuchaccount"}}, "Invalid account"),
+    ],
+)
+def test_bad_profile_values_show_slurms_error(cluster, tmp_path, resources, message):
+    write_config(tmp_path)
+    test_profile(tmp_path, **resources)
+    proc = snakemake(tmp_path)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert message.lower() in out.lower(), out[-3000:]
+    assert not list((tmp_path / "results").rglob("requests.jsonl"))
+    assert_queue_empties()
+
+
+def test_batch_wrapper_runs_the_driver_as_a_job(cluster, tmp_path):
+    write_config(tmp_path, clients=(1,), requests=1)
+    test_profile(tmp_path)
+    proc = subprocess.run(
+        ["sbatch", "--parsable", "--wait", "--account=bench", "--time=20",
+         f"--output={tmp_path / 'driver.out'}", str(ROOT / "bin" / "slurm-driver.sbatch"),
+         "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        env={**env(), "LLMSWEEP_PROFILE": str(tmp_path / "profile")},
+    )  # fmt: skip
+    out = (tmp_path / "driver.out").read_text()
+    assert proc.returncode == 0, proc.stderr + out[-3000:]
+    assert (point(tmp_path, 1) / "summary.json").exists()
+    assert_queue_empties()
