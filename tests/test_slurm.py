@@ -13,6 +13,7 @@ import yaml
 from conftest import ROOT
 from llmsweep.benchmark import read_records
 from llmsweep.util import read_json, wait_until
+from slurm.testprofile import write_test_profile
 
 pytestmark = pytest.mark.slurm
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
@@ -25,26 +26,6 @@ def cluster():
     subprocess.run([str(CLUSTER), "start"], check=True, timeout=900)
     yield
     subprocess.run([str(CLUSTER), "stop"], timeout=300)
-
-
-def test_profile(workdir: Path, **resources) -> Path:
-    """profiles/slurm with the test cluster's account, small jobs and quick status checks."""
-    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    profile["default-resources"]["slurm_account"] = "bench"
-    for res in profile["set-resources"].values():
-        res.update(mem_mb=500, cpus_per_task=1, runtime=30)
-    profile["set-resources"]["acquire_llm_server"].update(cpus_per_task=2, mem_mb=1500)
-    for rule, res in resources.items():
-        profile["set-resources"].setdefault(rule, {}).update(res)
-    profile["slurm-init-seconds-before-status-checks"] = 2
-    profile["seconds-between-status-checks"] = 2
-    folder = workdir / "profile"
-    folder.mkdir(exist_ok=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
-    return folder
-
-
-test_profile.__test__ = False
 
 
 def write_config(workdir: Path, clients=(1, 2), requests=2) -> None:
@@ -112,7 +93,7 @@ def point(workdir: Path, clients: int) -> Path:
 
 def test_sweep_on_slurm_to_report(cluster, tmp_path):
     write_config(tmp_path)
-    test_profile(tmp_path)
+    write_test_profile(tmp_path)
     first = last_job_id()
 
     dry = snakemake(tmp_path, "-n")
@@ -141,7 +122,7 @@ def test_sweep_on_slurm_to_report(cluster, tmp_path):
 
 def test_scancel_llm_server_then_resume(cluster, tmp_path):
     write_config(tmp_path, clients=(1, 2), requests=12)
-    test_profile(tmp_path)
+    write_test_profile(tmp_path)
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(command(tmp_path), stdout=log, stderr=subprocess.STDOUT,
                               env=env(), cwd=tmp_path)  # fmt: skip
@@ -181,7 +162,7 @@ def test_scancel_llm_server_then_resume(cluster, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_to_driver_leaves_no_job(cluster, tmp_path, sig):
     write_config(tmp_path, clients=(2,), requests=50)
-    test_profile(tmp_path)
+    write_test_profile(tmp_path)
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(command(tmp_path), stdout=log, stderr=subprocess.STDOUT,
                               env=env(), cwd=tmp_path)  # fmt: skip
@@ -207,7 +188,7 @@ def test_signal_to_driver_leaves_no_job(cluster, tmp_path, sig):
 )
 def test_bad_profile_values_show_slurms_error(cluster, tmp_path, resources, message):
     write_config(tmp_path)
-    test_profile(tmp_path, **resources)
+    write_test_profile(tmp_path, **resources)
     proc = snakemake(tmp_path)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
@@ -218,7 +199,7 @@ def test_bad_profile_values_show_slurms_error(cluster, tmp_path, resources, mess
 
 def test_batch_wrapper_runs_the_driver_as_a_job(cluster, tmp_path):
     write_config(tmp_path, clients=(1,), requests=1)
-    test_profile(tmp_path)
+    write_test_profile(tmp_path)
     proc = subprocess.run(
         ["sbatch", "--parsable", "--wait", "--account=bench", "--time=20",
          f"--output={tmp_path / 'driver.out'}", str(ROOT / "bin" / "slurm-driver.sbatch"),

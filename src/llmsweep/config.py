@@ -111,8 +111,6 @@ def prepare(cfg: dict) -> dict:
 
 def _check_semantics(cfg: dict) -> None:
     engine = cfg["engine"]
-    if engine == "ollama":
-        raise ConfigError("engine: ollama is not supported yet (use llama_cpp or openai)")
     if engine == "openai" and not cfg["engines"]["openai"]["base_url"]:
         raise ConfigError("engines.openai.base_url: required when engine is openai")
     if engine == "llama_cpp":

@@ -22,7 +22,8 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from llmsweep.client_service.points import Points
 from llmsweep.engines import engine_module
 from llmsweep.loadgen import closed_loop
-from llmsweep.loadgen.openai_stream import request_body, stream_request
+from llmsweep.loadgen.protocols import for_engine
+from llmsweep.loadgen.request import stream_request
 
 _WORKLOAD = {
     "prompt": {"type": "string", "minLength": 1, "maxLength": 1_000_000},
@@ -92,14 +93,15 @@ def health():
 def query():
     params = _body(QUERY_SCHEMA)
     cfg = current_app.config
-    body = request_body(
+    protocol = for_engine(cfg["ENGINE"])
+    body = protocol.body(
         params["api"], cfg["MODEL"], params["prompt"], params["max_tokens"], params["ignore_eos"]
     )
 
     async def one():
         async with closed_loop.new_session(params["request_timeout_s"]) as session:
             return await stream_request(
-                session, cfg["UPSTREAM"], params["api"], body, keep_text=True
+                session, cfg["UPSTREAM"], protocol, params["api"], body, keep_text=True
             )
 
     rec = asyncio.run(one())
@@ -111,6 +113,7 @@ def benchmark():
     params = _body(BENCHMARK_SCHEMA)
     cfg = current_app.config
     params["model"] = cfg["MODEL"]
+    params["engine"] = cfg["ENGINE"]
     labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "clients": params["n_clients"],
               "engine": cfg["ENGINE"]}  # fmt: skip
     point = current_app.extensions["llmsweep_points"].start(params, cfg["UPSTREAM"], labels)

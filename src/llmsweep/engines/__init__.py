@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-ENGINES = ("llama_cpp", "openai")
+ENGINES = ("llama_cpp", "ollama", "openai")
 
 
 def engine_module(name: str) -> ModuleType:

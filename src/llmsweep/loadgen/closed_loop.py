@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from llmsweep.loadgen.openai_stream import request_body, stream_request
+from llmsweep.loadgen.protocols import for_engine
+from llmsweep.loadgen.request import stream_request
 
 
 def raise_fd_limit() -> None:
@@ -55,7 +56,8 @@ async def run(
     in_flight: InFlight,
 ) -> None:
     """Run one closed-loop point; every finished request goes to `on_record` at once."""
-    body = request_body(
+    protocol = for_engine(params["engine"])
+    body = protocol.body(
         params["api"], params["model"], params["prompt"], params["max_tokens"], params["ignore_eos"]
     )
     async with new_session(params["request_timeout_s"]) as session:
@@ -65,7 +67,7 @@ async def run(
                 if cancel.is_set():
                     return
                 with in_flight:
-                    rec = await stream_request(session, base_url, params["api"], body)
+                    rec = await stream_request(session, base_url, protocol, params["api"], body)
                 rec["client"], rec["seq"], rec["warmup"] = i, seq, False
                 on_record(rec)
 

@@ -114,7 +114,9 @@ class Controller:
         key = spec["key"]
         lock = self._lock(key)
         try:
-            return self._ensure_locked(spec)
+            lease = self._ensure_locked(spec)
+            self._history(key, lease["instance"], "acquired")
+            return lease
         finally:
             shutil.rmtree(lock, ignore_errors=True)
 

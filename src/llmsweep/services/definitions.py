@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from llmsweep.config import DEMO_MODEL
-from llmsweep.engines import llama_cpp
+from llmsweep.engines import llama_cpp, ollama
 from llmsweep.models import demo_model_file
 from llmsweep.paths import RunPaths, model_slug
 from llmsweep.util import write_atomic
@@ -115,14 +115,20 @@ def llm_server(cfg: dict, paths: RunPaths, model: str, cpus: int | None = None) 
     key = f"llm_server.{model_slug(model)}"
     spec = _base(cfg, paths, key, "llm_server", "llm_server")
     engine = cfg["engine"]
-    if engine != "llama_cpp":
-        raise NotImplementedError(f"engine {engine} cannot be started by the local backend yet")
-    spec["argv"] = llama_cpp.command(
-        cfg["engines"]["llama_cpp"], model, model_file(cfg, model), cpus
-    )
+    if engine == "llama_cpp":
+        spec["argv"] = llama_cpp.command(
+            cfg["engines"]["llama_cpp"], model, model_file(cfg, model), cpus
+        )
+    elif engine == "ollama":
+        spec["argv"], spec["env"] = ollama.command(cfg["engines"]["ollama"])
+        _program(spec["argv"][0])
+        # Ollama serves every model it has; one server per model keeps points apart.
+    else:
+        raise ValueError(f"engine {engine} is not started by llmsweep")
     spec["ready"] = {"kind": "llm", "engine": engine, "model": model}
     labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": engine}
-    spec["targets"] = [_target(paths, f"service-{key}", labels)]
+    if engine == "llama_cpp":  # Ollama has no Prometheus endpoint
+        spec["targets"] = [_target(paths, f"service-{key}", labels)]
     return spec
 
 

@@ -1,0 +1,92 @@
+"""Ollama: native binary or Apptainer image, readiness = the model loaded and answering.
+
+Ollama cannot run on the development machines; this module is tested against recorded
+Ollama API responses and its command lines are checked as text.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from llmsweep.util import http_json, http_ok
+
+PULL_TIMEOUT_S = 3600
+
+
+def healthy(url: str) -> bool:
+    return http_ok(url + "/api/version")
+
+
+def _names(body) -> set[str]:
+    models = body.get("models", []) if isinstance(body, dict) else []
+    return {m.get("name") for m in models} | {m.get("model") for m in models}
+
+
+def _has(names: set[str], model: str) -> bool:
+    """Ollama names `llama3.2` as `llama3.2:latest`."""
+    return model in names or (":" not in model and f"{model}:latest" in names)
+
+
+def ready(url: str, model: str) -> bool:
+    """Pull the model only when it is missing, warm it up with one generation, then ready
+    when /api/ps lists it as loaded (never /api/tags alone: that is models on disk)."""
+    if not healthy(url):
+        return False
+    status, tags = http_json(url + "/api/tags")
+    if status != 200:
+        return False
+    if not _has(_names(tags), model):
+        status, body = http_json(
+            url + "/api/pull", {"model": model, "stream": False}, timeout=PULL_TIMEOUT_S
+        )
+        if status != 200 or (isinstance(body, dict) and body.get("status") != "success"):
+            raise RuntimeError(f"ollama pull {model} failed: {body}")
+    status, body = http_json(
+        url + "/api/generate",
+        {"model": model, "prompt": "Hello", "stream": False, "options": {"num_predict": 1}},
+        timeout=PULL_TIMEOUT_S,
+    )
+    if status != 200 or not isinstance(body, dict) or not body.get("done"):
+        return False
+    status, ps = http_json(url + "/api/ps")
+    return status == 200 and _has(_names(ps), model)
+
+
+def models_dir(settings: dict) -> Path:
+    configured = settings["models_dir"]
+    if configured:
+        return Path(os.path.expanduser(configured)).resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "llmsweep" / "ollama-models"
+
+
+def command(settings: dict) -> tuple[list[str], dict]:
+    """(argv, environment) of `ollama serve`; `{host}` and `{port}` are filled by the wrapper.
+
+    OLLAMA_NUM_PARALLEL comes from config, never from the client count, and
+    OLLAMA_MAX_LOADED_MODELS (distinct models, not requests) is left alone.
+    """
+    store = models_dir(settings)
+    env = {
+        "OLLAMA_HOST": "{host}:{port}",
+        "OLLAMA_MODELS": str(store),
+        "OLLAMA_NUM_PARALLEL": str(settings["num_parallel"]),
+        "OLLAMA_KEEP_ALIVE": settings["keep_alive"],
+    }
+    if settings["image"]:
+        argv = [
+            settings["apptainer"], "exec",
+            "--nv",  # the node's GPU driver inside the container
+            "--bind", f"{store}:{store}",
+            "--env", f"OLLAMA_MODELS={store}",
+            settings["image"], "ollama", "serve",
+        ]  # fmt: skip
+    else:
+        argv = [settings["binary"], "serve"]
+    return argv, env
+
+
+def version(url: str) -> str | None:
+    status, body = http_json(url + "/api/version")
+    return body.get("version") if status == 200 and isinstance(body, dict) else None

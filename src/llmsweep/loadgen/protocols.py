@@ -1,0 +1,141 @@
+"""The streaming APIs the load generator speaks: one class per API family.
+
+Each says where to send a request, what body to send, and how to read one line of the
+stream: the generated text it carries, and the server's token counts and timings.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+class StreamError(Exception):
+    """The server reported an error inside the stream."""
+
+
+class OpenAI:
+    """OpenAI-compatible `/v1/chat/completions` and `/v1/completions` (SSE, `data:` lines)."""
+
+    name = "openai"
+
+    @staticmethod
+    def path(api: str) -> str:
+        return "/v1/chat/completions" if api == "chat" else "/v1/completions"
+
+    @staticmethod
+    def body(api: str, model: str, prompt: str, max_tokens: int, ignore_eos: bool) -> dict:
+        body: dict = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if api == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        if ignore_eos:
+            body["ignore_eos"] = True  # llama.cpp and vLLM honour it; others ignore it
+        return body
+
+    @staticmethod
+    def parse(line: bytes, final: dict) -> tuple[str, bool]:
+        """(generated text of this line, whether the stream is done); fills `final`."""
+        if not line.startswith(b"data:"):
+            return "", False
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return "", True
+        chunk = json.loads(data)
+        if "error" in chunk:
+            raise StreamError(str(chunk["error"]))
+        if chunk.get("usage"):
+            final["usage"] = chunk["usage"]
+        if chunk.get("timings"):
+            final["timings"] = chunk["timings"]
+        choices = chunk.get("choices") or []
+        if not choices:
+            return "", False
+        choice = choices[0]
+        if "delta" in choice:
+            return (choice["delta"] or {}).get("content") or "", False
+        return choice.get("text") or "", False
+
+    @staticmethod
+    def counts(final: dict, chunks: int) -> dict:
+        """Token counts from the server, with their source; the chunk count as a last resort."""
+        usage, timings = final.get("usage") or {}, final.get("timings") or {}
+        out: dict = {"server_timings": final.get("timings")}
+        if usage.get("completion_tokens") is not None:
+            out["output_tokens"], out["output_tokens_source"] = usage["completion_tokens"], "usage"
+        elif timings.get("predicted_n") is not None:
+            out["output_tokens"], out["output_tokens_source"] = timings["predicted_n"], "timings"
+        else:
+            out["output_tokens"], out["output_tokens_source"] = chunks, "chunks"
+        if usage.get("prompt_tokens") is not None:
+            out["input_tokens"], out["input_tokens_source"] = usage["prompt_tokens"], "usage"
+        elif timings.get("prompt_n") is not None:
+            out["input_tokens"], out["input_tokens_source"] = timings["prompt_n"], "timings"
+        else:
+            out["input_tokens"], out["input_tokens_source"] = None, None
+        return out
+
+
+class Ollama:
+    """Ollama's native `/api/chat` and `/api/generate` (one JSON object per line)."""
+
+    name = "ollama"
+    DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+
+    @staticmethod
+    def path(api: str) -> str:
+        return "/api/chat" if api == "chat" else "/api/generate"
+
+    @staticmethod
+    def body(api: str, model: str, prompt: str, max_tokens: int, ignore_eos: bool) -> dict:
+        # Ollama has no ignore_eos: num_predict caps the output, the model may stop earlier.
+        body: dict = {"model": model, "stream": True, "options": {"num_predict": max_tokens}}
+        if api == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        return body
+
+    @staticmethod
+    def parse(line: bytes, final: dict) -> tuple[str, bool]:
+        line = line.strip()
+        if not line:
+            return "", False
+        chunk = json.loads(line)
+        if "error" in chunk:
+            raise StreamError(str(chunk["error"]))
+        piece = (chunk.get("message") or {}).get("content") or chunk.get("response") or ""
+        if chunk.get("done"):
+            final.update(chunk)
+            return piece, True
+        return piece, False
+
+    @classmethod
+    def counts(cls, final: dict, chunks: int) -> dict:
+        timings = {
+            k.replace("_duration", "_s"): final[k] / 1e9 for k in cls.DURATIONS if k in final
+        }
+        out: dict = {"server_timings": timings or None}
+        if final.get("eval_count") is not None:
+            out["output_tokens"], out["output_tokens_source"] = final["eval_count"], "eval_count"
+        else:
+            out["output_tokens"], out["output_tokens_source"] = chunks, "chunks"
+        if final.get("prompt_eval_count") is not None:
+            out["input_tokens"] = final["prompt_eval_count"]
+            out["input_tokens_source"] = "prompt_eval_count"
+        else:
+            out["input_tokens"], out["input_tokens_source"] = None, None
+        return out
+
+
+PROTOCOLS = {"openai": OpenAI, "ollama": Ollama}
+
+
+def for_engine(engine: str):
+    """Ollama is driven through its native API; every other engine through OpenAI's."""
+    return Ollama if engine == "ollama" else OpenAI

@@ -1,0 +1,77 @@
+"""One streaming request, timed chunk by chunk, turned into a request record."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+
+from llmsweep.loadgen.protocols import StreamError
+
+
+async def stream_request(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    protocol,
+    api: str,
+    body: dict,
+    keep_text: bool = False,
+) -> dict:
+    """Send one streaming request; return its record (timings in seconds, never raises)."""
+    rec: dict = {"start": time.time(), "ok": False, "error_kind": None, "error": None}
+    t0 = time.perf_counter()
+    chunk_times: list[float] = []
+    text: list[str] = []
+    final: dict = {}
+    done = False
+    try:
+        async with session.post(base_url + protocol.path(api), json=body) as resp:
+            rec["status"] = resp.status
+            if resp.status != 200:
+                detail = (await resp.text())[:300]
+                rec["error_kind"], rec["error"] = f"http_{resp.status}", detail
+                return _finish(rec, t0, chunk_times, text, final, protocol, keep_text)
+            async for raw in resp.content:
+                piece, done = protocol.parse(raw.strip(), final)
+                if piece:
+                    chunk_times.append(time.perf_counter())
+                    text.append(piece)
+                if done:
+                    break
+    except TimeoutError:
+        rec["error_kind"], rec["error"] = "timeout", "request timed out"
+    except aiohttp.ClientConnectorError as exc:
+        rec["error_kind"], rec["error"] = "connect", str(exc)[:300]
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+        rec["error_kind"], rec["error"] = "disconnect", str(exc)[:300] or type(exc).__name__
+    except aiohttp.ClientError as exc:
+        rec["error_kind"], rec["error"] = "client_error", f"{type(exc).__name__}: {exc}"[:300]
+    except StreamError as exc:
+        rec["error_kind"], rec["error"] = "server_error", str(exc)[:300]
+    except ValueError as exc:
+        rec["error_kind"], rec["error"] = "protocol", f"bad chunk: {exc}"[:300]
+    else:
+        if not done:
+            rec["error_kind"], rec["error"] = "incomplete", "stream ended before its end marker"
+        elif not chunk_times:
+            rec["error_kind"], rec["error"] = "empty", "no generated content"
+        else:
+            rec["ok"] = True
+    return _finish(rec, t0, chunk_times, text, final, protocol, keep_text)
+
+
+def _finish(rec, t0, chunk_times, text, final, protocol, keep_text) -> dict:
+    """Derive the timings of DESIGN.md: TTFT, ITL gaps, E2E, TPOT."""
+    rec["e2e_s"] = time.perf_counter() - t0
+    rec["ttft_s"] = chunk_times[0] - t0 if chunk_times else None
+    rec["itl_s"] = [b - a for a, b in zip(chunk_times, chunk_times[1:], strict=False)]
+    rec.update(protocol.counts(final, len(chunk_times)))
+    n_out = rec["output_tokens"]
+    if rec["ttft_s"] is not None and n_out and n_out > 1:
+        rec["tpot_s"] = (rec["e2e_s"] - rec["ttft_s"]) / (n_out - 1)
+    else:
+        rec["tpot_s"] = None
+    rec["chunks"] = len(chunk_times)
+    if keep_text:
+        rec["text"] = "".join(text)
+    return rec
