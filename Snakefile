@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/services.smk"
 include: "rules/benchmark.smk"
@@ -26,4 +29,4 @@ onerror:
 rule all:
     default_target: True
     input:
-        rules.report.output,
+        final_targets(),

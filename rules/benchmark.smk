@@ -16,6 +16,7 @@ rule benchmark:
         benchmark_slots=1,
     params:
         run=RUN,
+        engine=lookup(within=config, dpath="engine"),
         model=model_of,
         workload=lookup(within=config, dpath="workload"),
         requests_per_client=lookup(within=config, dpath="sweep/requests_per_client"),

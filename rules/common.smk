@@ -1,6 +1,7 @@
 import os
 import re
 import sys
+from pathlib import Path
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
@@ -21,6 +22,7 @@ MODEL_BY_SLUG = {model_slug(m): m for m in config["models"]}
 wildcard_constraints:
     model="|".join(re.escape(s) for s in MODEL_BY_SLUG),
     clients=r"[0-9]+",
+    other=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
 def point_dir_pattern():
@@ -39,6 +41,33 @@ def all_summaries():
         f"{RESULTS}/{RUN}/bench/{model_slug(m)}/c{c}/summary.json"
         for m, c in llmsweep_config.sweep_points(config)
     ]
+
+
+def all_point_plots():
+    """Every point's distributions plot."""
+    return [
+        f"{RESULTS}/{RUN}/report/points/{model_slug(m)}/c{c}/distributions.png"
+        for m, c in llmsweep_config.sweep_points(config)
+    ]
+
+
+def final_targets():
+    """The report, and the comparison with report.compare_with when set."""
+    targets = [f"{RESULTS}/{RUN}/report/index.html"]
+    other = config["report"]["compare_with"]
+    if other:
+        targets.append(f"{RESULTS}/{RUN}/report/compare/{other}-vs-{RUN}.txt")
+    return targets
+
+
+def run_dir_of_output(wildcards, output):
+    """results/<run> from a rule's output table (results/<run>/report/points.csv)."""
+    return str(Path(output.table).parents[1])
+
+
+def run_dir_of_input(wildcards, input):
+    """results/<run> from a rule's input table (results/<run>/report/points.csv)."""
+    return str(Path(input.table).parents[1])
 
 
 def model_of(wildcards):

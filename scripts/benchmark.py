@@ -10,6 +10,7 @@ sm = snakemake  # noqa: F821
 run_point(
     {
         "run": sm.params.run,
+        "engine": sm.params.engine,
         "model": sm.params.model,
         "clients": int(sm.wildcards.clients),
         "requests_per_client": sm.params.requests_per_client,

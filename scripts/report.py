@@ -1,4 +1,4 @@
-"""report rule: plots and the report page from the tidy table."""
+"""report rule: run-level plots and the report page."""
 
 import sys
 
@@ -7,4 +7,6 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 from llmsweep.report.page import build_report  # noqa: E402
 
 sm = snakemake  # noqa: F821
-build_report(sm.input.table, sm.output.throughput, sm.output.latency, sm.output.page, sm.params.run)
+outputs = {k: sm.output[k] for k in ("throughput", "latency", "throughput_latency", "errors",
+                                     "data", "page")}  # fmt: skip
+build_report(sm.input.table, sm.input.metadata, list(sm.input.point_plots), outputs, sm.params.run)

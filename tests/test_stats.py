@@ -45,3 +45,13 @@ def test_summary_of_only_failures_has_no_latencies():
     s = summarize([rec(1.0, None, 0.01, 0, [], ok=False, error_kind="connect")])
     assert s["successful"] == 0 and s["ttft_s"]["p50"] is None
     assert s["output_token_throughput_tps"] == 0
+
+
+def test_knee_is_where_throughput_stops_growing():
+    from llmsweep.report.knee import knee
+
+    clients = [1, 2, 4, 8, 16, 32]
+    assert knee(clients, [10, 20, 40, 80, 82, 83]) == 8
+    assert knee(clients, [10, 20, 40, 80, 160, 320]) is None  # never saturated
+    assert knee([1, 2], [10, 11]) is None  # too few points to tell
+    assert knee([4, 1, 2], [30, 10, 29]) == 2  # order of the points does not matter

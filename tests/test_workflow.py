@@ -1,100 +1,25 @@
 """The workflow end to end with the real parts: llama.cpp's server and Gemma 3 270M,
 Pushgateway, Prometheus, the client service under gunicorn, and snakemake itself."""
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import ROOT, service_pids
+from helpers import (
+    assert_nothing_alive,
+    mtimes,
+    point,
+    snakemake,
+    start_snakemake,
+    write_config,
+)
 from llmsweep.benchmark import read_records
 from llmsweep.loadgen.stats import summarize
-from llmsweep.services.local import _group_alive
 from llmsweep.util import read_json, wait_until
 
 pytestmark = pytest.mark.e2e
-
-BASE = {
-    "run": "t",
-    "sweep": {"clients": [1, 2], "requests_per_client": 2},
-    "workload": {"max_tokens": 16},
-    "engines": {"llama_cpp": {"parallel": 2, "ctx_size": 1024}},
-    "services": {"ready_timeout_s": 120},
-    "monitoring": {"scrape_interval_s": 1},
-}
-
-
-def write_config(workdir: Path, **changes) -> Path:
-    cfg = json.loads(json.dumps(BASE))
-    for key, value in changes.items():
-        cfg.setdefault(key, {})
-        if isinstance(value, dict):
-            cfg[key].update(value)
-        else:
-            cfg[key] = value
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def snakemake_cmd(workdir: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-    ]  # fmt: skip
-
-
-def env() -> dict:
-    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
-    return {**os.environ, "PATH": path, "PYTHONPATH": str(ROOT / "src")}
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        snakemake_cmd(workdir) + list(args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env(),
-        cwd=workdir,
-    )
-
-
-def start_snakemake(workdir: Path) -> subprocess.Popen:
-    log = open(workdir / "driver.log", "w")
-    return subprocess.Popen(
-        snakemake_cmd(workdir), stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=workdir
-    )
-
-
-def point(workdir: Path, clients: int) -> Path:
-    return workdir / "results" / "t" / "bench" / "gemma3-270m" / f"c{clients}"
-
-
-def assert_nothing_alive(workdir: Path, timeout: float = 0) -> None:
-    pids = service_pids(workdir / "results")
-    assert pids, "the run recorded no services"
-
-    def none_alive():
-        return not [p for p in pids if _group_alive(p)]
-
-    if timeout:
-        wait_until(none_alive, timeout, "the services to stop")
-    alive = [p for p in pids if _group_alive(p)]
-    assert not alive, f"service process groups still alive: {alive}"
-
-
-def mtimes(workdir: Path) -> dict[str, int]:
-    bench = workdir / "results" / "t" / "bench"
-    return {str(p.relative_to(bench)): p.stat().st_mtime_ns for p in sorted(bench.rglob("*.json*"))}
 
 
 def test_run_resume_extend(tmp_path):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from llmsweep.engines import engine_module
 from llmsweep.loadgen.stats import summarize
 from llmsweep.metrics.push import push_summary
 from llmsweep.util import http_json, read_json, wait_until, write_json_atomic
@@ -126,9 +127,15 @@ def _run_point(
                 f"{failed} of {summary['requests']} requests failed ({kinds}); the "
                 f"{summary['successful']} completed requests are in {requests_path}"
             )
+    try:
+        server = engine_module(point["engine"]).metadata(llm["url"], model)
+    except Exception as exc:  # noqa: BLE001 - metadata must never fail a finished point
+        server = {"error": str(exc)}
     summary["point"] = {
         "run": run,
         "model": model,
+        "engine": point["engine"],
+        "server": server,
         "clients": clients,
         "requests_per_client": requests_per_client,
         "peak_in_flight": view["peak_in_flight"],

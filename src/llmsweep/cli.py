@@ -70,6 +70,23 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from pathlib import Path
+
+    from llmsweep.report.compare import run_compare
+
+    root = Path(args.results)
+    out = Path(args.out) if args.out else root / args.run_b / "report" / "compare"
+    stem = f"{args.run_a}-vs-{args.run_b}"
+    text, regressions = run_compare(
+        root / args.run_a, root / args.run_b, args.threshold,
+        out / f"{stem}.txt", out / f"{stem}.html",
+    )  # fmt: skip
+    print(text, end="")
+    print(f"written: {out / stem}.txt and .html")
+    return 1 if regressions else 0
+
+
 def cmd_config_docs(args) -> int:
     print(configuration.docs(), end="")
     return 0
@@ -103,6 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configfile", help="config file merged over config/config.yaml")
     p.set_defaults(func=cmd_ensure)
 
+    p = sub.add_parser("compare", help="compare two runs point by point; exit 1 on regression")
+    p.add_argument("run_a", help="the baseline run")
+    p.add_argument("run_b", help="the run to judge")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.1,
+        help="relative change that counts as a regression (default 0.1 = 10%%)",
+    )
+    p.add_argument("--out", help="folder for the summaries (default: RUN_B's report/compare)")
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("check-config", help="validate a config and print it with defaults")
     p.add_argument("--configfile")
     p.set_defaults(func=cmd_check_config)
@@ -114,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except configuration.ConfigError as exc:
+    except (configuration.ConfigError, FileNotFoundError) as exc:
         print(f"llmsweep: {exc}", file=sys.stderr)
         return 2
 

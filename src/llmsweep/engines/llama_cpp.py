@@ -64,7 +64,13 @@ def command(
     return argv + list(settings["extra_args"])
 
 
-def props(url: str) -> dict:
-    """Server properties (build, model, slots) for the run's metadata."""
-    status, body = http_json(url + "/props")
-    return body if status == 200 and isinstance(body, dict) else {}
+def metadata(url: str, model: str) -> dict:
+    """What the server says of itself, for the run's metadata."""
+    status, props = http_json(url + "/props")
+    if status != 200 or not isinstance(props, dict):
+        return {}
+    return {
+        "engine_version": props.get("build_info"),
+        "model_path": props.get("model_path"),
+        "slots": props.get("total_slots"),
+    }

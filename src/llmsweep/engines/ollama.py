@@ -90,3 +90,15 @@ def command(settings: dict) -> tuple[list[str], dict]:
 def version(url: str) -> str | None:
     status, body = http_json(url + "/api/version")
     return body.get("version") if status == 200 and isinstance(body, dict) else None
+
+
+def metadata(url: str, model: str) -> dict:
+    """Ollama's version and the loaded model's details (format, size, quantisation)."""
+    status, ps = http_json(url + "/api/ps")
+    loaded = [m for m in (ps or {}).get("models", []) if _has({m.get("name")}, model)]
+    details = loaded[0].get("details", {}) if loaded else {}
+    return {
+        "engine_version": version(url),
+        "quantization": details.get("quantization_level"),
+        "parameter_size": details.get("parameter_size"),
+    }

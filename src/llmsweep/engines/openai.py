@@ -19,3 +19,11 @@ def ready(url: str, model: str) -> bool:
         timeout=60,
     )
     return status == 200 and isinstance(body, dict) and bool(body.get("choices"))
+
+
+def metadata(url: str, model: str) -> dict:
+    """The model entry of /v1/models (vLLM adds max_model_len and the weights' root)."""
+    status, body = http_json(url + "/v1/models")
+    entries = body.get("data", []) if status == 200 and isinstance(body, dict) else []
+    entry = next((m for m in entries if m.get("id") == model), {})
+    return {"engine_version": None, "owned_by": entry.get("owned_by"), "root": entry.get("root")}

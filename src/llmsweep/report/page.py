@@ -1,64 +1,26 @@
-"""Plots against concurrency and a self-contained HTML page (images inlined)."""
+"""The report page: one self-contained HTML file (images inlined), plus the plotted values."""
 
 from __future__ import annotations
 
 import base64
 import html
 
-import matplotlib
+import pandas as pd
+import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-
-def plot_throughput(df: pd.DataFrame, out: str) -> None:
-    fig, (ax_tok, ax_req) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, g in df.groupby("model"):
-        ax_tok.plot(g["clients"], g["output_token_throughput_tps"], marker="o", label=model)
-        ax_req.plot(g["clients"], g["request_throughput_rps"], marker="o", label=model)
-    ax_tok.set(xlabel="concurrent clients", ylabel="output tokens/s (all clients)")
-    ax_req.set(xlabel="concurrent clients", ylabel="requests/s")
-    for ax in (ax_tok, ax_req):
-        ax.set_xscale("log", base=2)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-
-
-def plot_latency(df: pd.DataFrame, out: str) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    panels = (("ttft", "TTFT"), ("itl", "ITL"), ("e2e", "E2E latency"))
-    for ax, (name, title) in zip(axes, panels, strict=True):
-        for model, g in df.groupby("model"):
-            for stat, style in (("p50", "-"), ("p99", "--")):
-                ax.plot(g["clients"], g[f"{name}_{stat}_s"], style, marker="o",
-                        label=f"{model} {stat}")  # fmt: skip
-        ax.set(xlabel="concurrent clients", ylabel="seconds", title=title)
-        ax.set_xscale("log", base=2)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-
-
-def _img(path: str, alt: str) -> str:
-    with open(path, "rb") as f:
-        data = base64.b64encode(f.read()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
+from llmsweep.report import plots
+from llmsweep.util import read_json, write_json_atomic
 
 COLUMNS = {
     "model": "model",
     "clients": "clients",
+    "repeat": "repeat",
     "successful": "ok",
     "failed": "failed",
     "output_token_throughput_tps": "output tok/s",
     "request_throughput_rps": "req/s",
     "ttft_p50_s": "TTFT p50 s",
+    "ttft_p90_s": "TTFT p90 s",
     "ttft_p99_s": "TTFT p99 s",
     "itl_p50_s": "ITL p50 s",
     "itl_p99_s": "ITL p99 s",
@@ -69,27 +31,83 @@ COLUMNS = {
 }
 
 
+def _img(path: str, alt: str) -> str:
+    with open(path, "rb") as f:
+        data = base64.b64encode(f.read()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", escape=True)
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
 def build_report(
-    table_csv: str, throughput_png: str, latency_png: str, page: str, run: str
-) -> None:
-    df = pd.read_csv(table_csv)
-    plot_throughput(df, throughput_png)
-    plot_latency(df, latency_png)
-    shown = df[list(COLUMNS)].rename(columns=COLUMNS)
-    table_html = shown.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
+    table_csv: str, metadata_json: str, point_plots: list[str], out: dict, run: str
+) -> dict:
+    """Write the run-level plots, the page and the plotted values; return those values."""
+    df = pd.read_csv(table_csv, keep_default_na=True)
+    df["errors"] = df["errors"].fillna("")
+    meta = read_json(metadata_json)
+    data = {
+        "throughput": plots.throughput(df, out["throughput"]),
+        "latency": plots.latency(df, out["latency"]),
+        "throughput_latency": plots.throughput_latency(df, out["throughput_latency"]),
+        "errors": plots.errors(df, out["errors"]),
+    }
+    write_json_atomic(out["data"], data)
+    knees = "; ".join(
+        f"{html.escape(m)}: "
+        + (
+            f"{d['knee_clients']:g} clients" if d["knee_clients"] else "not reached in this sweep"
+        )  # fmt: skip
+        for m, d in data["throughput"].items()
+    )
+    windows = df[["model", "clients", "repeat", "window_start", "window_end"]].copy()
+    windows["grafana range"] = [
+        f"from={_ms(a)}&to={_ms(b)}"
+        for a, b in zip(df["window_start"], df["window_end"], strict=True)
+    ]
+    windows["window_start"] = pd.to_datetime(windows["window_start"], unit="s").dt.strftime("%F %T")
+    windows["window_end"] = pd.to_datetime(windows["window_end"], unit="s").dt.strftime("%F %T")
+    failed = df[df["failed"] > 0][["model", "clients", "repeat", "requests", "failed", "errors"]]
+    servers = pd.DataFrame([{"model": m, **(s or {})} for m, s in meta["servers"].items()])
+    services = pd.DataFrame(meta["services"])
+    per_point = "".join(
+        f"<figure>{_img(p, 'TTFT and ITL distributions')}</figure>" for p in point_plots
+    )
     body = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>llmsweep: {html.escape(run)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} img{{max-width:100%}}</style>
+<html lang="en"><head><meta charset="utf-8"><title>llmsweep: {html.escape(run)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}
+table{{border-collapse:collapse;margin:1em 0}} td,th{{border:1px solid #ccc;padding:3px 7px;
+text-align:right}} img{{max-width:100%}} figure{{display:inline-block;margin:0.5em}}
+.fail{{color:#b00}} pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style>
 </head><body>
 <h1>llmsweep run {html.escape(run)}</h1>
-<p>{len(df)} points. Throughput is over each point's measurement window; latencies are
-client-measured (TTFT: request sent to first generated token).</p>
-<h2>Throughput</h2>{_img(throughput_png, "throughput against concurrency")}
-<h2>Latency</h2>{_img(latency_png, "latency percentiles against concurrency")}
-<h2>Points</h2>{table_html}
-<p>The full table: points.csv beside this page.</p>
+<p>{len(df)} points, {int(df["requests"].sum())} requests, {int(df["failed"].sum())} failed.
+Throughput is over each point's measurement window (first request sent to last finished);
+latencies are measured by the client (TTFT: request sent to first generated token).</p>
+<h2>Throughput</h2>{_img(out["throughput"], "throughput against concurrency")}
+<p>Knee (adding clients stops adding throughput): {knees}.</p>
+<h2>Latency</h2>{_img(out["latency"], "latency percentiles against concurrency")}
+<h2>Throughput against latency</h2>{_img(out["throughput_latency"], "throughput vs latency")}
+<h2>Points</h2>{_table(df[list(COLUMNS)].rename(columns=COLUMNS))}
+<h2>Errors</h2>{_img(out["errors"], "errors per point")}
+{"<p>No request failed.</p>" if failed.empty else '<div class="fail">' + _table(failed) + "</div>"}
+<h2>Distributions per point</h2>{per_point}
+<h2>Time windows</h2><p>Each point's window, for Grafana (append the range to a dashboard
+URL) or Prometheus queries.</p>{_table(windows)}
+<h2>What ran</h2>
+<h3>Servers</h3>{_table(servers)}
+<h3>Services</h3>{_table(services)}
+<h3>Config</h3><pre>{html.escape(yaml.safe_dump(meta["config"], sort_keys=False))}</pre>
+<p>The full table: points.csv and points.parquet beside this page; plotted values in
+plot-data.json; metadata in metadata.json.</p>
 </body></html>
 """
-    with open(page, "w") as f:
+    with open(out["page"], "w") as f:
         f.write(body)
+    return data

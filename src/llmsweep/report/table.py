@@ -1,4 +1,4 @@
-"""Flatten each point's summary.json into one tidy row."""
+"""The tidy table: one row per point (and repeat), every figure and the run's metadata."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ STATS = tuple(f"p{q}" for q in PERCENTILES) + ("mean", "min", "max")
 
 def row(summary: dict) -> dict:
     point = summary["point"]
+    server = point.get("server") or {}
     out = {
         "run": point["run"],
         "model": point["model"],
+        "engine": point.get("engine"),
+        "engine_version": server.get("engine_version"),
         "clients": point["clients"],
+        "repeat": point.get("repeat", 0),
         "requests_per_client": point["requests_per_client"],
         "requests": summary["requests"],
         "successful": summary["successful"],
@@ -29,7 +33,10 @@ def row(summary: dict) -> dict:
         "output_tokens": summary["output_tokens"],
         "input_tokens": summary["input_tokens"],
         "peak_in_flight": point.get("peak_in_flight"),
+        "llm_server_url": point["llm_server"]["url"],
         "llm_server_status": point["llm_server"]["status"],
+        "llm_server_job_id": point["llm_server"].get("job_id"),
+        "client_service_status": point["client_service"]["status"],
     }
     for name in LATENCIES:
         for stat in STATS:
@@ -39,10 +46,12 @@ def row(summary: dict) -> dict:
 
 def table(summary_paths: list[str]) -> pd.DataFrame:
     rows = [row(read_json(p)) for p in summary_paths]
-    return pd.DataFrame(rows).sort_values(["model", "clients"], ignore_index=True)
+    return pd.DataFrame(rows).sort_values(["model", "clients", "repeat"], ignore_index=True)
 
 
-def write_table(summary_paths: list[str], out_csv: str) -> pd.DataFrame:
+def write_table(summary_paths: list[str], out_csv: str, out_parquet: str | None = None):
     df = table(summary_paths)
     df.to_csv(out_csv, index=False)
+    if out_parquet:
+        df.to_parquet(out_parquet, index=False)
     return df
