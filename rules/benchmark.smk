@@ -8,7 +8,7 @@ rule benchmark:
         requests=f"{point_dir_pattern()}/requests.jsonl",
         summary=f"{point_dir_pattern()}/summary.json",
     log:
-        f"{RESULTS}/{RUN}/logs/benchmark/{{model}}/c{{clients}}.log",
+        f"{RESULTS}/{RUN}/logs/benchmark/{{model}}/{{load}}.log",
     conda:
         "../envs/llmsweep.yaml"
     resources:
@@ -18,9 +18,13 @@ rule benchmark:
         run=RUN,
         engine=lookup(within=config, dpath="engine"),
         model=model_of,
+        point=point_of,
+        describe=describe,
+        sweep=sweep_settings,
+        warmup=lookup(within=config, dpath="warmup"),
         workload=lookup(within=config, dpath="workload"),
-        requests_per_client=lookup(within=config, dpath="sweep/requests_per_client"),
+        slo=lookup(within=config, dpath="slo"),
     message:
-        "Benchmark {params.model} with {wildcards.clients} clients"
+        "Benchmark {params.model} {params.describe}"
     script:
         "../scripts/benchmark.py"

@@ -17,37 +17,39 @@ RUN = config["run"]
 RESULTS = "results"
 PATHS = RunPaths(RUN, RESULTS)
 MODEL_BY_SLUG = {model_slug(m): m for m in config["models"]}
+POINTS = {
+    (model_slug(p["model"]), p["load"]): p for p in llmsweep_config.sweep_points(config)
+}
 
 
 wildcard_constraints:
     model="|".join(re.escape(s) for s in MODEL_BY_SLUG),
-    clients=r"[0-9]+",
+    load=r"(c[0-9]+|r[0-9.]+)(_rep[0-9]+)?",
     other=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
 def point_dir_pattern():
-    """results/<run>/bench/{model}/c{clients}: one folder per sweep point."""
-    return f"{RESULTS}/{RUN}/bench/{{model}}/c{{clients}}"
+    """results/<run>/bench/{model}/{load}: one folder per sweep point (load: c4, r2.5)."""
+    return f"{RESULTS}/{RUN}/bench/{{model}}/{{load}}"
 
 
 def lease_pattern(service):
     """The per-point lease of `service`; temp(), so a finished point holds no lease."""
-    return f"{RESULTS}/{RUN}/services/leases/{service}/{{model}}/c{{clients}}.json"
+    return f"{RESULTS}/{RUN}/services/leases/{service}/{{model}}/{{load}}.json"
 
 
 def all_summaries():
-    """Every point's summary.json, models x clients."""
+    """Every point's summary.json."""
     return [
-        f"{RESULTS}/{RUN}/bench/{model_slug(m)}/c{c}/summary.json"
-        for m, c in llmsweep_config.sweep_points(config)
+        f"{RESULTS}/{RUN}/bench/{slug}/{load}/summary.json" for slug, load in POINTS
     ]
 
 
 def all_point_plots():
     """Every point's distributions plot."""
     return [
-        f"{RESULTS}/{RUN}/report/points/{model_slug(m)}/c{c}/distributions.png"
-        for m, c in llmsweep_config.sweep_points(config)
+        f"{RESULTS}/{RUN}/report/points/{slug}/{load}/distributions.png"
+        for slug, load in POINTS
     ]
 
 
@@ -68,6 +70,22 @@ def run_dir_of_output(wildcards, output):
 def run_dir_of_input(wildcards, input):
     """results/<run> from a rule's input table (results/<run>/report/points.csv)."""
     return str(Path(input.table).parents[1])
+
+
+def point_of(wildcards):
+    """The sweep point (model, pattern, clients or rate, repeat) behind the wildcards."""
+    return POINTS[(wildcards.model, wildcards.load)]
+
+
+def sweep_settings(wildcards):
+    """The sweep settings this point depends on, and no others: adding a client count or a
+    rate must not make finished points look changed."""
+    return llmsweep_config.point_sweep_settings(config, point_of(wildcards))
+
+
+def describe(wildcards):
+    """'with 4 clients' or 'at 2.5 requests/s', for messages."""
+    return llmsweep_config.describe_load(point_of(wildcards))
 
 
 def model_of(wildcards):

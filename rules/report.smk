@@ -31,23 +31,24 @@ rule point_plot:
         requests=f"{point_dir_pattern()}/requests.jsonl",
     output:
         plot=report(
-            f"{RESULTS}/{RUN}/report/points/{{model}}/c{{clients}}/distributions.png",
+            f"{RESULTS}/{RUN}/report/points/{{model}}/{{load}}/distributions.png",
             caption="../report/distributions.rst",
             category="{model}",
             labels={
                 "model": "{model}",
-                "clients": "{clients}",
+                "load": "{load}",
                 "figure": "distributions",
             },
         ),
     log:
-        f"{RESULTS}/{RUN}/logs/report/point_plot/{{model}}/c{{clients}}.log",
+        f"{RESULTS}/{RUN}/logs/report/point_plot/{{model}}/{{load}}.log",
     conda:
         "../envs/llmsweep.yaml"
     params:
         model=model_of,
+        describe=describe,
     message:
-        "TTFT and ITL distributions of {params.model} with {wildcards.clients} clients"
+        "TTFT and ITL distributions of {params.model} {params.describe}"
     script:
         "../scripts/point_plot.py"
 

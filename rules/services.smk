@@ -9,14 +9,14 @@ rule acquire_pushgateway:
     output:
         lease=temp(lease_pattern("pushgateway")),
     log:
-        f"{RESULTS}/{RUN}/logs/acquire/pushgateway/{{model}}/c{{clients}}.log",
+        f"{RESULTS}/{RUN}/logs/acquire/pushgateway/{{model}}/{{load}}.log",
     conda:
         "../envs/llmsweep.yaml"
     params:
         backend=service_backend,
         service="pushgateway",
     message:
-        "Pushgateway for point {wildcards.model} c{wildcards.clients}"
+        "Pushgateway for point {wildcards.model} {wildcards.load}"
     script:
         "../scripts/acquire_service.py"
 
@@ -27,14 +27,14 @@ rule acquire_prometheus:
     output:
         lease=temp(lease_pattern("prometheus")),
     log:
-        f"{RESULTS}/{RUN}/logs/acquire/prometheus/{{model}}/c{{clients}}.log",
+        f"{RESULTS}/{RUN}/logs/acquire/prometheus/{{model}}/{{load}}.log",
     conda:
         "../envs/llmsweep.yaml"
     params:
         backend=service_backend,
         service="prometheus",
     message:
-        "Prometheus for point {wildcards.model} c{wildcards.clients}"
+        "Prometheus for point {wildcards.model} {wildcards.load}"
     script:
         "../scripts/acquire_service.py"
 
@@ -43,7 +43,7 @@ rule acquire_llm_server:
     output:
         lease=temp(lease_pattern("llm_server")),
     log:
-        f"{RESULTS}/{RUN}/logs/acquire/llm_server/{{model}}/c{{clients}}.log",
+        f"{RESULTS}/{RUN}/logs/acquire/llm_server/{{model}}/{{load}}.log",
     conda:
         "../envs/llmsweep.yaml"
     params:
@@ -51,7 +51,7 @@ rule acquire_llm_server:
         service="llm_server",
         model=model_of,
     message:
-        "LLM server for point {wildcards.model} c{wildcards.clients}"
+        "LLM server for point {wildcards.model} {wildcards.load}"
     script:
         "../scripts/acquire_service.py"
 
@@ -62,7 +62,7 @@ rule acquire_client_service:
     output:
         lease=temp(lease_pattern("client_service")),
     log:
-        f"{RESULTS}/{RUN}/logs/acquire/client_service/{{model}}/c{{clients}}.log",
+        f"{RESULTS}/{RUN}/logs/acquire/client_service/{{model}}/{{load}}.log",
     conda:
         "../envs/llmsweep.yaml"
     params:
@@ -70,6 +70,6 @@ rule acquire_client_service:
         service="client_service",
         model=model_of,
     message:
-        "Client service for point {wildcards.model} c{wildcards.clients}"
+        "Client service for point {wildcards.model} {wildcards.load}"
     script:
         "../scripts/acquire_service.py"

@@ -8,14 +8,8 @@ from llmsweep.benchmark import run_point  # noqa: E402
 
 sm = snakemake  # noqa: F821
 run_point(
-    {
-        "run": sm.params.run,
-        "engine": sm.params.engine,
-        "model": sm.params.model,
-        "clients": int(sm.wildcards.clients),
-        "requests_per_client": sm.params.requests_per_client,
-        "workload": dict(sm.params.workload),
-    },
+    {**sm.params.point, "run": sm.params.run, "engine": sm.params.engine},
+    {k: dict(sm.params[k]) for k in ("sweep", "warmup", "workload", "slo")},
     leases={k: sm.input[k] for k in ("pushgateway", "prometheus", "llm_server", "client_service")},
     requests_path=sm.output.requests,
     summary_path=sm.output.summary,

@@ -11,7 +11,7 @@ from aiohttp import web
 from llmsweep import config
 from llmsweep.client_service.app import create_app
 from llmsweep.engines import ollama
-from llmsweep.loadgen import closed_loop
+from llmsweep.loadgen import session
 from llmsweep.loadgen.protocols import Ollama
 from llmsweep.loadgen.request import stream_request
 from llmsweep.paths import RunPaths
@@ -101,9 +101,9 @@ class Replay:
 
 def one(url: str, api: str) -> dict:
     async def go():
-        async with closed_loop.new_session(30) as session:
+        async with session.new_session(30) as http:
             body = Ollama.body(api, "llama3.2:1b", "Tell me a story", 5, True)
-            return await stream_request(session, url, Ollama, api, body, keep_text=True)
+            return await stream_request(http, url, Ollama, api, body, keep_text=True)
 
     return asyncio.run(go())
 

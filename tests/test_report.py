@@ -145,11 +145,11 @@ def test_compare_reports_exactly_the_altered_figures(run_dir, tmp_path):
     changes = [line for line in proc.stdout.splitlines() if line.startswith("gemma3-270m")]
     assert len(changes) == 2, proc.stdout
     assert any(
-        c.startswith("gemma3-270m c2 r0 output_token_throughput_tps") and
+        c.startswith("gemma3-270m c2 output_token_throughput_tps") and
         c.endswith("(-30.0%)  REGRESSION") for c in changes
     ), changes  # fmt: skip
     assert any(
-        c.startswith("gemma3-270m c2 r0 ttft_p99_s") and c.endswith("(+5.0%)") for c in changes
+        c.startswith("gemma3-270m c2 ttft_p99_s") and c.endswith("(+5.0%)") for c in changes
     ), changes
     assert "1 regression(s)" in proc.stdout
     assert (other / "slower" / "report" / "compare" / "t-vs-slower.html").exists()

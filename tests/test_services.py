@@ -56,7 +56,7 @@ def test_prometheus_scrapes_pushgateway_with_honor_labels(env):
     records = [{"start": 1.0, "ttft_s": 0.1, "e2e_s": 1.0, "itl_s": [0.1], "tpot_s": 0.9,
                 "output_tokens": 2, "output_tokens_source": "usage", "input_tokens": 3,
                 "ok": True, "error_kind": None}]  # fmt: skip
-    push_summary(gw["url"], "svc", "m:1", 4, summarize(records))
+    push_summary(gw["url"], {"run": "svc", "model": "m:1", "clients": 4}, summarize(records))
 
     def pushed():
         q = "llmsweep_point_output_token_throughput_tps"

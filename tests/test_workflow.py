@@ -55,7 +55,8 @@ def test_run_resume_extend(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
     assert "Benchmark gemma3-270m with 3 clients" in out
-    assert "with 1 clients" not in out and "with 2 clients" not in out
+    assert "Benchmark gemma3-270m with 1 clients" not in out
+    assert "Benchmark gemma3-270m with 2 clients" not in out
     after = mtimes(tmp_path)
     assert {k: after[k] for k in before} == before
     assert (point(tmp_path, 3) / "summary.json").exists()
@@ -81,7 +82,7 @@ def test_killed_driver_resumes_only_unfinished_points(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
     for name in done_before:
-        assert f"with {name[1:]} clients" not in out
+        assert f"Benchmark gemma3-270m with {name[1:]} clients" not in out
     after = mtimes(tmp_path)
     assert {k: after[k] for k in before} == before
     assert {p.parent.name for p in bench.rglob("summary.json")} == {"c1", "c2", "c3"}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from llmsweep.engines import engine_module
 from llmsweep.loadgen.stats import summarize
+from llmsweep.loadgen.workload import build_prompts
 from llmsweep.metrics.push import push_summary
 from llmsweep.util import http_json, read_json, wait_until, write_json_atomic
 
@@ -44,16 +45,17 @@ def read_records(path: Path) -> list[dict]:
 
 
 def run_point(
-    point: dict, leases: dict[str, Path], requests_path: Path, summary_path: Path
+    point: dict, settings: dict, leases: dict[str, Path], requests_path: Path, summary_path: Path
 ) -> dict:
     """Run one point through the client service named in its lease; return the summary.
 
-    `point` holds run, model, clients, requests_per_client and workload. Records are
-    appended to `requests_path` as requests complete; on failure they are also kept
-    under another name, since a re-run replaces requests.jsonl.
+    `point` is a sweep point (model, pattern, clients or rate, repeat, load) with run and
+    engine; `settings` holds the config's sweep, warmup, workload and slo sections.
+    Records are appended to `requests_path` as requests complete; on failure they are
+    also kept under another name, since a re-run replaces requests.jsonl.
     """
     try:
-        return _run_point(point, leases, Path(requests_path), Path(summary_path))
+        return _run_point(point, settings, leases, Path(requests_path), Path(summary_path))
     except BaseException:
         kept = keep_failed_attempt(Path(requests_path))
         if kept:
@@ -61,11 +63,35 @@ def run_point(
         raise
 
 
+def point_request(point: dict, settings: dict, prompts: list[dict]) -> dict:
+    """The client service's /benchmark body for one sweep point."""
+    sweep, warmup, workload = settings["sweep"], settings["warmup"], settings["workload"]
+    request = {
+        "pattern": point["pattern"],
+        "duration_s": sweep["duration_s"],
+        "prompts": prompts,
+        "ignore_eos": workload["ignore_eos"],
+        "api": workload["api"],
+        "request_timeout_s": workload["request_timeout_s"],
+        "warmup_requests": warmup["requests"],
+        "warmup_duration_s": warmup["duration_s"],
+        "max_duration_s": sweep["max_point_duration_s"],
+        "seed": sweep["seed"] + point["repeat"],
+    }
+    if point["pattern"] == "closed":
+        request.update(
+            n_clients=point["clients"], n_requests_per_client=sweep["requests_per_client"]
+        )
+    else:
+        request.update(rate=point["rate"], arrival=sweep["arrival"], n_requests=sweep["requests"],
+                       max_concurrency=sweep["max_concurrency"])  # fmt: skip
+    return request
+
+
 def _run_point(
-    point: dict, leases: dict[str, Path], requests_path: Path, summary_path: Path
+    point: dict, settings: dict, leases: dict[str, Path], requests_path: Path, summary_path: Path
 ) -> dict:
-    run, model, clients = point["run"], point["model"], point["clients"]
-    workload, requests_per_client = point["workload"], point["requests_per_client"]
+    run, model, load = point["run"], point["model"], point["load"]
     client = read_json(leases["client_service"])
     llm = read_json(leases["llm_server"])
     gateway = read_json(leases["pushgateway"])
@@ -74,15 +100,9 @@ def _run_point(
     if status != 200:
         raise PointFailed(f"client service {base} is not healthy: {body}")
     requests_path.parent.mkdir(parents=True, exist_ok=True)
-    request = {
-        "n_clients": clients,
-        "n_requests_per_client": requests_per_client,
-        "prompt": workload["prompt"],
-        "max_tokens": workload["max_tokens"],
-        "ignore_eos": workload["ignore_eos"],
-        "api": workload["api"],
-        "request_timeout_s": workload["request_timeout_s"],
-    }
+    seed = settings["sweep"]["seed"] + point["repeat"]
+    prompts = build_prompts(settings["workload"], llm["url"], model, seed)
+    request = point_request(point, settings, prompts)
 
     def start():
         status, body = http_json(base + "/benchmark", request, timeout=30)
@@ -110,20 +130,20 @@ def _run_point(
             offset = view["next_offset"]
             renew(client, llm, gateway)
             done = view["completed"]
-            print(f"{model} c{clients}: {done}/{view['total']} requests", file=sys.stderr)
+            print(f"{model} {load}: {done}/{view['total']} requests", file=sys.stderr)
             if view["state"] != "running" and offset >= view["completed"]:
                 break
     if view["state"] != "done":
         raise PointFailed(f"point ended {view['state']}: {view.get('error')}")
     records = read_records(requests_path)
-    summary = summarize(records)
+    summary = summarize(records, settings["slo"])
     failed = summary["failed"]
     if failed:
         status, _ = http_json(base + "/health", timeout=30)
         if status != 200:
             kinds = ", ".join(f"{k}: {v}" for k, v in summary["errors"].items())
             raise PointFailed(
-                f"the LLM server {llm['url']} stopped answering during point {model} c{clients}: "
+                f"the LLM server {llm['url']} stopped answering during point {model} {load}: "
                 f"{failed} of {summary['requests']} requests failed ({kinds}); the "
                 f"{summary['successful']} completed requests are in {requests_path}"
             )
@@ -136,14 +156,22 @@ def _run_point(
         "model": model,
         "engine": point["engine"],
         "server": server,
-        "clients": clients,
-        "requests_per_client": requests_per_client,
+        "load": load,
+        "pattern": point["pattern"],
+        "clients": point["clients"],
+        "rate": point["rate"],
+        "repeat": point["repeat"],
+        "requests_per_client": settings["sweep"]["requests_per_client"],
         "peak_in_flight": view["peak_in_flight"],
         "client_service": {k: client[k] for k in ("url", "status", "instance")},
         "llm_server": {k: llm[k] for k in ("url", "status", "instance", "pid", "job_id")},
         "started_at": started_at,
         "finished_at": time.time(),
     }
-    push_summary(gateway["url"], run, model, clients, summary)
+    summary["client"] = view.get("client")
+    if summary["client"] and summary["client"]["warning"]:
+        print(f"warning: {model} {load}: {summary['client']['warning']}", file=sys.stderr)
+    grouping = {"run": run, "model": model, "load": load}
+    push_summary(gateway["url"], grouping, summary)
     write_json_atomic(summary_path, summary)
     return summary

@@ -21,7 +21,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from llmsweep.client_service.points import Points
 from llmsweep.engines import engine_module
-from llmsweep.loadgen import closed_loop
+from llmsweep.loadgen import session
 from llmsweep.loadgen.protocols import for_engine
 from llmsweep.loadgen.request import stream_request
 
@@ -41,14 +41,51 @@ QUERY_SCHEMA = {
 BENCHMARK_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["n_clients", "n_requests_per_client", "prompt"],
     "properties": {
         **_WORKLOAD,
+        "pattern": {"enum": ["closed", "open"]},
         "n_clients": {"type": "integer", "minimum": 1, "maximum": 100000},
         "n_requests_per_client": {"type": "integer", "minimum": 1, "maximum": 1000000},
+        "duration_s": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 604800},
+        "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 100000},
+        "arrival": {"enum": ["poisson", "constant"]},
+        "n_requests": {"type": "integer", "minimum": 1, "maximum": 100000000},
+        "max_concurrency": {"type": ["integer", "null"], "minimum": 1, "maximum": 100000},
+        "warmup_requests": {"type": "integer", "minimum": 0, "maximum": 1000000},
+        "warmup_duration_s": {"type": "number", "minimum": 0, "maximum": 86400},
+        "max_duration_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
+        "seed": {"type": "integer"},
+        "prompts": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100000,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["prompt"],
+                "properties": {
+                    "prompt": _WORKLOAD["prompt"],
+                    "max_tokens": _WORKLOAD["max_tokens"],
+                },
+            },
+        },
     },
+    "oneOf": [{"required": ["prompt"]}, {"required": ["prompts"]}],
+    "if": {"properties": {"pattern": {"const": "open"}}, "required": ["pattern"]},
+    "then": {"required": ["rate", "n_requests"]},
+    "else": {"required": ["n_clients", "n_requests_per_client"]},
 }
 DEFAULTS = {"max_tokens": 64, "ignore_eos": True, "api": "chat", "request_timeout_s": 600}
+POINT_DEFAULTS = {
+    "pattern": "closed",
+    "duration_s": None,
+    "arrival": "poisson",
+    "max_concurrency": None,
+    "warmup_requests": 0,
+    "warmup_duration_s": 0,
+    "max_duration_s": 86400,
+    "seed": 0,
+}
 
 bp = Blueprint("client", __name__)
 
@@ -99,9 +136,9 @@ def query():
     )
 
     async def one():
-        async with closed_loop.new_session(params["request_timeout_s"]) as session:
+        async with session.new_session(params["request_timeout_s"]) as http:
             return await stream_request(
-                session, cfg["UPSTREAM"], protocol, params["api"], body, keep_text=True
+                http, cfg["UPSTREAM"], protocol, params["api"], body, keep_text=True
             )
 
     rec = asyncio.run(one())
@@ -110,12 +147,18 @@ def query():
 
 @bp.post("/benchmark")
 def benchmark():
-    params = _body(BENCHMARK_SCHEMA)
+    params = {**POINT_DEFAULTS, **_body(BENCHMARK_SCHEMA)}
     cfg = current_app.config
     params["model"] = cfg["MODEL"]
     params["engine"] = cfg["ENGINE"]
-    labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "clients": params["n_clients"],
-              "engine": cfg["ENGINE"]}  # fmt: skip
+    if "prompts" not in params:
+        params["prompts"] = [{"prompt": params.pop("prompt")}]
+    for p in params["prompts"]:
+        p.setdefault("max_tokens", params["max_tokens"])
+    closed = params["pattern"] == "closed"
+    labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "engine": cfg["ENGINE"],
+              "clients": params["n_clients"] if closed else "",
+              "rate": "" if closed else f"{params['rate']:g}"}  # fmt: skip
     point = current_app.extensions["llmsweep_points"].start(params, cfg["UPSTREAM"], labels)
     if point is None:
         running = current_app.extensions["llmsweep_points"].running()
@@ -174,7 +217,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["llmsweep_points"] = Points()
     app.register_blueprint(bp)
     _errors(app)
-    closed_loop.raise_fd_limit()
+    session.raise_fd_limit()
     app.wsgi_app = DispatcherMiddleware(
         app.wsgi_app, {"/metrics": prometheus_client.make_wsgi_app()}
     )

@@ -7,7 +7,8 @@ import threading
 import time
 import uuid
 
-from llmsweep.loadgen import closed_loop
+from llmsweep.loadgen import runner
+from llmsweep.loadgen.session import InFlight
 from llmsweep.metrics import client as live
 
 
@@ -25,11 +26,16 @@ class Point:
         self.cancel = threading.Event()
         self.changed = threading.Condition()
         gauge = live.IN_FLIGHT.labels(*(str(labels[k]) for k in live.LABELS))
-        self.in_flight = closed_loop.InFlight(lambda d: gauge.inc(d))
+        self.in_flight = InFlight(lambda d: gauge.inc(d))
+        self.client_stats: dict | None = None
 
     @property
-    def total(self) -> int:
-        return self.params["n_clients"] * self.params["n_requests_per_client"]
+    def total(self) -> int | None:
+        """Measured requests the point will send at most (None: bounded by time only)."""
+        p = self.params
+        if p["pattern"] == "open":
+            return p["n_requests"]
+        return p["n_clients"] * p["n_requests_per_client"]
 
     def add(self, rec: dict) -> None:
         live.observe(self.labels, rec)
@@ -39,8 +45,8 @@ class Point:
 
     def _run(self) -> None:
         try:
-            asyncio.run(
-                closed_loop.run(self.upstream, self.params, self.add, self.cancel, self.in_flight)
+            self.client_stats = asyncio.run(
+                runner.run(self.upstream, self.params, self.add, self.cancel, self.in_flight)
             )
             state = "cancelled" if self.cancel.is_set() else "done"
         except Exception as exc:  # noqa: BLE001 - reported to the caller, never lost
@@ -68,6 +74,7 @@ class Point:
                 "total": self.total,
                 "completed": len(self.records),
                 "peak_in_flight": self.in_flight.peak,
+                "client": self.client_stats,
                 "started_at": self.started_at,
                 "finished_at": self.finished_at,
                 "records": records,

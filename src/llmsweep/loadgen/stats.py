@@ -38,8 +38,9 @@ def distribution(values: Iterable[float]) -> dict:
     return out
 
 
-def summarize(records: list[dict]) -> dict:
-    """Throughput over the measurement window and latency distributions (warm-up excluded).
+def summarize(records: list[dict], slo: dict | None = None) -> dict:
+    """Throughput over the measurement window, latency distributions, goodput against
+    `slo` (ttft_s, tpot_s, e2e_s; None leaves one out), warm-up excluded.
 
     The window runs from the first measured request's start to the last one's end.
     """
@@ -53,7 +54,7 @@ def summarize(records: list[dict]) -> dict:
     }
     if measured:
         start = min(r["start"] for r in measured)
-        end = max(r["start"] + r["e2e_s"] for r in measured)
+        end = max(r["start"] + (r["e2e_s"] or 0) for r in measured)
         window = end - start
     else:
         start = end = window = None
@@ -74,4 +75,24 @@ def summarize(records: list[dict]) -> dict:
         else:
             values = [r[name] for r in ok]
         out[name] = distribution(values)
+    out["output_tokens_dist"] = distribution(r["output_tokens"] for r in ok)
+    out["input_tokens_dist"] = distribution(r["input_tokens"] for r in ok)
+    out["queue_s"] = distribution(r["queue_s"] for r in measured if r.get("queue_s") is not None)
+    out["warmup_requests"] = len(records) - len(measured)
+    out.update(goodput(ok, slo or {}, window))
     return out
+
+
+def goodput(ok: list[dict], slo: dict, window: float | None) -> dict:
+    """Requests/s meeting every SLO, and the share of requests within each one."""
+    limits = {k: v for k, v in slo.items() if v is not None}
+    if not limits:
+        return {"slo": {}, "goodput_rps": None, "slo_share": {}}
+    within = {k: [r for r in ok if r[k] is not None and r[k] <= v] for k, v in limits.items()}
+    good = [r for r in ok if all(r[k] is not None and r[k] <= v for k, v in limits.items())]
+    n = len(ok) or 1
+    return {
+        "slo": limits,
+        "goodput_rps": len(good) / window if window else None,
+        "slo_share": {k: len(v) / n for k, v in within.items()} | {"all": len(good) / n},
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-LABELS = ("run", "model", "clients", "engine")
+LABELS = ("run", "model", "clients", "rate", "engine")
 # Latencies of LLM requests span milliseconds (a token) to minutes (a long answer in a queue).
 LATENCY_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
@@ -33,7 +33,7 @@ def observe(labels: dict, rec: dict) -> None:
     """Record one finished request."""
     values = [str(labels[k]) for k in LABELS]
     REQUESTS.labels(*values, "ok" if rec["ok"] else rec["error_kind"]).inc()
-    if not rec["ok"]:
+    if not rec["ok"] or rec.get("warmup"):
         return
     TTFT.labels(*values).observe(rec["ttft_s"])
     E2E.labels(*values).observe(rec["e2e_s"])

@@ -7,7 +7,8 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 JOB = "llmsweep_point"
 
 
-def push_summary(gateway_url: str, run: str, model: str, clients: int, summary: dict) -> None:
+def push_summary(gateway_url: str, grouping: dict, summary: dict) -> None:
+    """PUT one point's figures under its grouping key (run, model, clients or rate, repeat)."""
     registry = CollectorRegistry()
 
     def gauge(name: str, doc: str, value) -> None:
@@ -16,6 +17,7 @@ def push_summary(gateway_url: str, run: str, model: str, clients: int, summary: 
 
     gauge("llmsweep_point_requests", "Measured requests of the point", summary["requests"])
     gauge("llmsweep_point_failed_requests", "Failed requests of the point", summary["failed"])
+    gauge("llmsweep_point_goodput_rps", "Requests/s meeting every SLO", summary.get("goodput_rps"))
     gauge(
         "llmsweep_point_request_throughput_rps",
         "Successful requests per second over the window",
@@ -46,7 +48,7 @@ def push_summary(gateway_url: str, run: str, model: str, clients: int, summary: 
     push_to_gateway(
         gateway_url.removeprefix("http://"),
         job=JOB,
-        grouping_key={"run": run, "model": model, "clients": str(clients)},
+        grouping_key={k: str(v) for k, v in grouping.items()},
         registry=registry,
         timeout=10,
     )

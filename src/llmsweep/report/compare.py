@@ -22,7 +22,7 @@ METRICS = {
     "e2e_p99_s": False,
     "failed": False,
 }
-KEYS = ["model", "clients", "repeat"]
+KEYS = ["model", "load"]
 
 
 def load_run(run_dir: Path) -> pd.DataFrame:
@@ -66,12 +66,12 @@ def text_summary(
     for _, r in diff.iterrows():
         flag = f"  {r['verdict']}" if r["verdict"] else ""
         lines.append(
-            f"{r['model']} c{r['clients']} r{r['repeat']} {r['metric']}: "
+            f"{r['model']} {r['load']} {r['metric']}: "
             f"{r['a']:.6g} -> {r['b']:.6g} ({r['change']:+.1%}){flag}"
         )
     for label, keys in (("only in " + name_a, only[0]), ("only in " + name_b, only[1])):
         for k in keys:
-            lines.append(f"{label}: {k[0]} c{k[1]} r{k[2]}")
+            lines.append(f"{label}: {k[0]} {k[1]}")
     regressions = int((diff["verdict"] == "REGRESSION").sum()) if not diff.empty else 0
     lines.append(f"{regressions} regression(s)")
     return "\n".join(lines) + "\n"

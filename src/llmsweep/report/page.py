@@ -13,8 +13,7 @@ from llmsweep.util import read_json, write_json_atomic
 
 COLUMNS = {
     "model": "model",
-    "clients": "clients",
-    "repeat": "repeat",
+    "load": "load",
     "successful": "ok",
     "failed": "failed",
     "output_token_throughput_tps": "output tok/s",
@@ -28,6 +27,9 @@ COLUMNS = {
     "e2e_p50_s": "E2E p50 s",
     "e2e_p90_s": "E2E p90 s",
     "e2e_p99_s": "E2E p99 s",
+    "goodput_rps": "goodput req/s",
+    "client_cpu_share": "client CPU",
+    "client_saturated": "client saturated",
 }
 
 
@@ -66,14 +68,15 @@ def build_report(
         )  # fmt: skip
         for m, d in data["throughput"].items()
     )
-    windows = df[["model", "clients", "repeat", "window_start", "window_end"]].copy()
+    windows = df[["model", "load", "window_start", "window_end"]].copy()
     windows["grafana range"] = [
         f"from={_ms(a)}&to={_ms(b)}"
         for a, b in zip(df["window_start"], df["window_end"], strict=True)
     ]
     windows["window_start"] = pd.to_datetime(windows["window_start"], unit="s").dt.strftime("%F %T")
     windows["window_end"] = pd.to_datetime(windows["window_end"], unit="s").dt.strftime("%F %T")
-    failed = df[df["failed"] > 0][["model", "clients", "repeat", "requests", "failed", "errors"]]
+    failed = df[df["failed"] > 0][["model", "load", "requests", "failed", "errors"]]
+    saturated = df[df["client_saturated"].fillna(False).astype(bool)]
     servers = pd.DataFrame([{"model": m, **(s or {})} for m, s in meta["servers"].items()])
     services = pd.DataFrame(meta["services"])
     per_point = "".join(
@@ -95,6 +98,13 @@ latencies are measured by the client (TTFT: request sent to first generated toke
 <h2>Latency</h2>{_img(out["latency"], "latency percentiles against concurrency")}
 <h2>Throughput against latency</h2>{_img(out["throughput_latency"], "throughput vs latency")}
 <h2>Points</h2>{_table(df[list(COLUMNS)].rename(columns=COLUMNS))}
+{
+        ""
+        if saturated.empty
+        else '<p class="fail">The load generator was saturated at '
+        + html.escape(", ".join(saturated["load"]))
+        + ": those latencies include client-side delay.</p>"
+    }
 <h2>Errors</h2>{_img(out["errors"], "errors per point")}
 {"<p>No request failed.</p>" if failed.empty else '<div class="fail">' + _table(failed) + "</div>"}
 <h2>Distributions per point</h2>{per_point}

@@ -18,6 +18,22 @@ def _save(fig, out: str) -> None:
     plt.close(fig)
 
 
+def series(df: pd.DataFrame):
+    """(name, x column, rows) per model and load pattern, repeats averaged: closed-loop
+    points against clients, open-loop points against the request rate."""
+    for (model, pattern), g in df.groupby(["model", "pattern"]):
+        x = "clients" if pattern == "closed" else "rate"
+        name = model if pattern == "closed" else f"{model} (open loop)"
+        yield name, x, g.groupby(x, as_index=False).mean(numeric_only=True)
+
+
+def _xlabel(df: pd.DataFrame) -> str:
+    kinds = set(df["pattern"])
+    if kinds == {"closed"}:
+        return "concurrent clients"
+    return "requests/s" if kinds == {"open"} else "concurrent clients / requests/s"
+
+
 def _log2(ax) -> None:
     ax.set_xscale("log", base=2)
     ax.grid(True, alpha=0.3)
@@ -57,13 +73,12 @@ def latency(df: pd.DataFrame, out: str) -> dict:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     panels = (("ttft", "TTFT"), ("itl", "ITL"), ("e2e", "E2E latency"))
     for ax, (name, title) in zip(axes, panels, strict=True):
-        for model, g in df.groupby("model"):
-            g = g.groupby("clients", as_index=False).mean(numeric_only=True)
+        for model, xcol, g in series(df):
             for stat, style in (("p50", "-"), ("p99", "--")):
                 col = f"{name}_{stat}_s"
-                data.setdefault(model, {"clients": g["clients"].tolist()})[col] = g[col].tolist()
-                ax.plot(g["clients"], g[col], style, marker="o", label=f"{model} {stat}")
-        ax.set(xlabel="concurrent clients", ylabel="seconds", title=title)
+                data.setdefault(model, {xcol: g[xcol].tolist()})[col] = g[col].tolist()
+                ax.plot(g[xcol], g[col], style, marker="o", label=f"{model} {stat}")
+        ax.set(xlabel=_xlabel(df), ylabel="seconds", title=title)
         _log2(ax)
     _save(fig, out)
     return data
@@ -74,8 +89,7 @@ def throughput_latency(df: pd.DataFrame, out: str) -> dict:
     data: dict = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, name in zip(axes, ("ttft", "e2e"), strict=True):
-        for model, g in df.groupby("model"):
-            g = g.groupby("clients", as_index=False).mean(numeric_only=True)
+        for model, _, g in series(df):
             for stat, style in (("p50", "-"), ("p99", "--")):
                 col = f"{name}_{stat}_s"
                 ax.plot(g[col], g["output_token_throughput_tps"], style, marker="o",
@@ -94,8 +108,7 @@ def throughput_latency(df: pd.DataFrame, out: str) -> dict:
 def errors(df: pd.DataFrame, out: str) -> dict:
     """Failed requests per point, stacked by error kind."""
     kinds: dict[str, list[int]] = {}
-    points = zip(df["model"], df["clients"], df["repeat"], strict=True)
-    labels = [f"{m} c{c}" + (f" r{r}" if r else "") for m, c, r in points]
+    labels = [f"{m} {load}" for m, load in zip(df["model"], df["load"], strict=True)]
     for i, text in enumerate(df["errors"].fillna("")):
         for part in filter(None, str(text).split(";")):
             kind, count = part.split("=")

@@ -13,12 +13,16 @@ STATS = tuple(f"p{q}" for q in PERCENTILES) + ("mean", "min", "max")
 def row(summary: dict) -> dict:
     point = summary["point"]
     server = point.get("server") or {}
+    client = summary.get("client") or {}
     out = {
         "run": point["run"],
         "model": point["model"],
         "engine": point.get("engine"),
         "engine_version": server.get("engine_version"),
+        "load": point.get("load", f"c{point['clients']}"),
+        "pattern": point.get("pattern", "closed"),
         "clients": point["clients"],
+        "rate": point.get("rate"),
         "repeat": point.get("repeat", 0),
         "requests_per_client": point["requests_per_client"],
         "requests": summary["requests"],
@@ -32,7 +36,15 @@ def row(summary: dict) -> dict:
         "output_token_throughput_tps": summary["output_token_throughput_tps"],
         "output_tokens": summary["output_tokens"],
         "input_tokens": summary["input_tokens"],
+        "goodput_rps": summary.get("goodput_rps"),
+        "slo_share_all": (summary.get("slo_share") or {}).get("all"),
+        "output_tokens_mean": (summary.get("output_tokens_dist") or {}).get("mean"),
+        "input_tokens_mean": (summary.get("input_tokens_dist") or {}).get("mean"),
+        "warmup_requests": summary.get("warmup_requests", 0),
         "peak_in_flight": point.get("peak_in_flight"),
+        "client_cpu_share": client.get("cpu_share"),
+        "client_loop_lag_p99_s": client.get("loop_lag_p99_s"),
+        "client_saturated": client.get("saturated"),
         "llm_server_url": point["llm_server"]["url"],
         "llm_server_status": point["llm_server"]["status"],
         "llm_server_job_id": point["llm_server"].get("job_id"),
@@ -46,7 +58,8 @@ def row(summary: dict) -> dict:
 
 def table(summary_paths: list[str]) -> pd.DataFrame:
     rows = [row(read_json(p)) for p in summary_paths]
-    return pd.DataFrame(rows).sort_values(["model", "clients", "repeat"], ignore_index=True)
+    df = pd.DataFrame(rows)
+    return df.sort_values(["model", "pattern", "clients", "rate", "repeat"], ignore_index=True)
 
 
 def write_table(summary_paths: list[str], out_csv: str, out_parquet: str | None = None):

@@ -1,0 +1,43 @@
+"""The HTTP session and in-flight accounting shared by every load pattern."""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable
+
+import aiohttp
+
+
+def raise_fd_limit() -> None:
+    """Each open stream holds a socket: lift the soft descriptor limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def new_session(request_timeout_s: float) -> aiohttp.ClientSession:
+    # No keep-alive: llama.cpp's server closes each streamed response's connection, and a
+    # reused dead connection would fail the next request at once.
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=30)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+class InFlight:
+    """Requests in flight now and the peak seen, for the point's record and the gauge."""
+
+    def __init__(self, on_change: Callable[[int], None] | None = None):
+        self.now = 0
+        self.peak = 0
+        self._on_change = on_change
+
+    def __enter__(self):
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        if self._on_change:
+            self._on_change(1)
+
+    def __exit__(self, *exc):
+        self.now -= 1
+        if self._on_change:
+            self._on_change(-1)

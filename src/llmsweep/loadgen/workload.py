@@ -1,0 +1,100 @@
+"""The prompts of a point: one prompt, a prompt file, or synthetic prompts of a given
+token length built with the server's own tokenizer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+from llmsweep.util import http_json
+
+DISTINCT_PROMPTS = 256  # synthetic prompts per point; requests cycle through them
+# Plain text to cut synthetic prompts from; a random offset per prompt keeps servers from
+# answering from a shared prompt cache.
+BASE_TEXT = (
+    "The lighthouse stood at the end of a long spit of rock, and every evening the keeper "
+    "climbed its hundred and twelve steps to light the lamp. Ships passed far out on the "
+    "grey water, their lights moving slowly from north to south. In winter the wind came "
+    "from the sea for weeks on end, and salt crusted the windows of the lantern room. "
+)
+
+
+class WorkloadError(ValueError):
+    pass
+
+
+def _length(rng: random.Random, spec: dict) -> int:
+    if not spec.get("stdev"):
+        return int(spec["mean"])
+    return max(1, round(rng.gauss(spec["mean"], spec["stdev"])))
+
+
+def read_prompt_file(path: str | Path) -> list[dict]:
+    """JSONL lines {"prompt": ..., "max_tokens": ...} or CSV columns prompt[, max_tokens]."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    else:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    prompts = []
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not str(row.get("prompt") or "").strip():
+            raise WorkloadError(f"workload.prompt_file: entry {i} of {path} has no prompt")
+        entry = {"prompt": str(row["prompt"])}
+        if row.get("max_tokens") not in (None, ""):
+            entry["max_tokens"] = int(row["max_tokens"])
+        prompts.append(entry)
+    if not prompts:
+        raise WorkloadError(f"workload.prompt_file: {path} holds no prompts")
+    return prompts
+
+
+def _tokenizer(url: str, model: str):
+    """(tokenize, detokenize) through the server: llama.cpp's and vLLM's endpoints."""
+
+    def tokenize(text: str) -> list[int]:
+        status, body = http_json(url + "/tokenize", {"content": text, "model": model,
+                                                     "prompt": text})  # fmt: skip
+        if status != 200 or not isinstance(body, dict) or "tokens" not in body:
+            raise WorkloadError(
+                "workload.input_tokens needs the server's tokenizer (/tokenize, as llama.cpp "
+                f"and vLLM have); {url} answered {status}"
+            )
+        return body["tokens"]
+
+    def detokenize(tokens: list[int]) -> str:
+        status, body = http_json(url + "/detokenize", {"tokens": tokens, "model": model})
+        if status != 200 or not isinstance(body, dict):
+            raise WorkloadError(f"{url}/detokenize answered {status}")
+        return body.get("content", body.get("prompt", ""))
+
+    return tokenize, detokenize
+
+
+def build_prompts(workload: dict, llm_url: str, model: str, seed: int) -> list[dict]:
+    """The point's prompts, each with its max_tokens."""
+    rng = random.Random(seed)
+    if workload["prompt_file"]:
+        prompts = read_prompt_file(workload["prompt_file"])
+    elif workload["input_tokens"]:
+        tokenize, detokenize = _tokenizer(llm_url, model)
+        base = tokenize(BASE_TEXT * 4)
+        prompts = []
+        for _ in range(DISTINCT_PROMPTS):
+            n = _length(rng, workload["input_tokens"])
+            start = rng.randrange(len(base))
+            tokens = [base[(start + i) % len(base)] for i in range(n)]
+            prompts.append({"prompt": detokenize(tokens)})
+    else:
+        prompts = [{"prompt": workload["prompt"]}]
+    out_spec = workload["output_tokens"]
+    for p in prompts:
+        if out_spec:
+            p["max_tokens"] = _length(rng, out_spec)
+        else:
+            p.setdefault("max_tokens", workload["max_tokens"])
+    return prompts
