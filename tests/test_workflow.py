@@ -145,6 +145,9 @@ def test_llm_server_killed_mid_point(tmp_path):
         ({"sweep": {"clients": "two"}}, "sweep.clients"),
         ({"engine": "tgi"}, "engine"),
         ({"workload": {"temperature": 0.5}}, "workload.temperature"),
+        ({"sweep": {"rates": [-1]}}, "sweep.rates[0]"),
+        ({"workload": {"input_tokens": {"stdev": 4}}}, "workload.input_tokens"),
+        ({"workload": {"prompt_file": "/no/prompts.csv"}}, "workload.prompt_file"),
     ],
 )
 def test_bad_config_is_rejected_before_any_service_starts(tmp_path, change, key):
@@ -175,3 +178,37 @@ def test_openai_engine_runs_against_an_external_server(tmp_path):
     assert summary["successful"] == 6 and summary["output_tokens"] == 6 * 16
     assert summary["point"]["llm_server"]["status"] == "external"
     assert_nothing_alive(tmp_path)
+
+
+def test_fidelity_against_llama_cpp(tmp_path):
+    """Warm-up, synthetic prompts from the server's tokenizer, an open-loop point, and
+    figures that agree with what llama.cpp itself reports."""
+    write_config(
+        tmp_path,
+        sweep={"clients": [2], "requests_per_client": 3, "rates": [4], "requests": 6},
+        warmup={"requests": 2},
+        workload={"api": "completions", "max_tokens": 16, "input_tokens": {"mean": 40}},
+        slo={"ttft_s": 30, "e2e_s": 60},
+    )
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for load, measured in (("c2", 6), ("r4", 6)):
+        folder = tmp_path / "results" / "t" / "bench" / "gemma3-270m" / load
+        records = read_records(folder / "requests.jsonl")
+        warm = [r for r in records if r["warmup"]]
+        assert len(warm) == 2 and len(records) == measured + 2
+        for r in records:
+            assert r["ok"], r
+            timings = r["server_timings"]
+            server_s = (timings["prompt_ms"] + timings["predicted_ms"]) / 1000
+            assert r["e2e_s"] >= server_s
+            assert r["output_tokens"] == timings["predicted_n"] == 16
+            assert r["output_tokens_source"] == "usage"
+            assert 38 <= r["input_tokens"] <= 43  # 40 tokens cut by the tokenizer, + BOS
+        summary = read_json(folder / "summary.json")
+        assert summary["requests"] == measured and summary["warmup_requests"] == 2
+        assert summary["output_tokens"] == 16 * measured
+        assert summary["goodput_rps"] == summary["request_throughput_rps"]
+        assert summary["client"]["cpu_s"] > 0 and summary["client"]["saturated"] in (True, False)
+    arrivals = [r["arrival_s"] for r in read_records(folder / "requests.jsonl") if not r["warmup"]]
+    assert sorted(arrivals)[0] == 0.0 and all(a < 60 for a in arrivals)

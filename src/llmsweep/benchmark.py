@@ -161,7 +161,7 @@ def _run_point(
         "clients": point["clients"],
         "rate": point["rate"],
         "repeat": point["repeat"],
-        "requests_per_client": settings["sweep"]["requests_per_client"],
+        "requests_per_client": settings["sweep"].get("requests_per_client"),
         "peak_in_flight": view["peak_in_flight"],
         "client_service": {k: client[k] for k in ("url", "status", "instance")},
         "llm_server": {k: llm[k] for k in ("url", "status", "instance", "pid", "job_id")},

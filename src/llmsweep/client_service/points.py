@@ -31,11 +31,11 @@ class Point:
 
     @property
     def total(self) -> int | None:
-        """Measured requests the point will send at most (None: bounded by time only)."""
+        """Requests the point sends at most, warm-up included."""
         p = self.params
         if p["pattern"] == "open":
-            return p["n_requests"]
-        return p["n_clients"] * p["n_requests_per_client"]
+            return p["n_requests"] + p["warmup_requests"]
+        return p["n_clients"] * p["n_requests_per_client"] + p["warmup_requests"]
 
     def add(self, rec: dict) -> None:
         live.observe(self.labels, rec)

@@ -1,0 +1,161 @@
+"""Load patterns, warm-up and workloads, against a fast local streaming stub (the real
+server's checks are in test_workflow)."""
+
+import json
+import math
+
+import pytest
+
+from llmsweep import config
+from llmsweep.client_service.app import create_app
+from llmsweep.loadgen.stats import summarize
+from llmsweep.loadgen.stub_server import StubServer
+from llmsweep.loadgen.workload import WorkloadError, build_prompts, read_prompt_file
+
+
+def run_point(server, body):
+    app = create_app({"UPSTREAM": server.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
+    c = app.test_client()
+    r = c.post("/benchmark", json=body)
+    assert r.status_code == 202, r.get_json()
+    point_id, records, offset = r.get_json()["id"], [], 0
+    for _ in range(10000):
+        view = c.get(f"/benchmark/{point_id}?offset={offset}&wait=10").get_json()
+        records += view["records"]
+        offset = view["next_offset"]
+        if view["state"] != "running" and offset >= view["completed"]:
+            return records, view
+    raise AssertionError("point did not finish")
+
+
+def test_closed_loop_1000_clients_no_cap_no_errors():
+    with StubServer(gap_s=0.02) as stub:
+        records, view = run_point(stub, {"n_clients": 1000, "n_requests_per_client": 1,
+                                         "prompt": "x", "max_tokens": 10})  # fmt: skip
+    assert view["state"] == "done" and len(records) == 1000
+    assert [r["error_kind"] for r in records if not r["ok"]] == []
+    assert view["peak_in_flight"] == 1000
+
+
+def test_poisson_rate_sends_about_rate_times_duration_with_exponential_gaps():
+    rate, duration = 100.0, 4.0
+    with StubServer() as stub:
+        records, view = run_point(stub, {"pattern": "open", "rate": rate, "arrival": "poisson",
+                                         "n_requests": 100000, "duration_s": duration,
+                                         "prompt": "x", "max_tokens": 2, "seed": 7})  # fmt: skip
+    n = len(records)
+    expected = rate * duration
+    # A Poisson count has sd sqrt(r*T); 5 sd either side fails by chance ~1 in 1.7 million.
+    assert abs(n - expected) < 5 * math.sqrt(expected), n
+    arrivals = sorted(r["arrival_s"] for r in records)
+    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:], strict=False))
+    # Kolmogorov-Smirnov against Exp(rate); 1.95/sqrt(n) is the 0.1 % critical value.
+    d = max(
+        max(abs((i + 1) / len(gaps) - (1 - math.exp(-rate * g))),
+            abs(i / len(gaps) - (1 - math.exp(-rate * g))))
+        for i, g in enumerate(gaps)
+    )  # fmt: skip
+    assert d < 1.95 / math.sqrt(len(gaps)), d
+    assert all(r["ok"] for r in records)
+    assert view["client"]["wall_s"] >= duration * 0.9
+
+
+def test_constant_rate_is_evenly_spaced_and_concurrency_limit_queues():
+    with StubServer(gap_s=0.05) as stub:
+        records, view = run_point(stub, {"pattern": "open", "rate": 50, "arrival": "constant",
+                                         "n_requests": 40, "max_concurrency": 2,
+                                         "prompt": "x", "max_tokens": 4})  # fmt: skip
+    arrivals = sorted(r["arrival_s"] for r in records)
+    assert all(b - a == pytest.approx(0.02) for a, b in zip(arrivals, arrivals[1:], strict=False))
+    assert view["peak_in_flight"] == 2
+    # 4 chunks x 50 ms per request, two at a time, 50 arriving per second: a queue builds.
+    assert max(r["queue_s"] for r in records) > 0.5
+
+
+def test_warmup_requests_are_flagged_and_left_out_of_every_figure():
+    with StubServer() as stub:
+        body = {"n_clients": 2, "n_requests_per_client": 3, "warmup_requests": 4,
+                "prompt": "x", "max_tokens": 3}  # fmt: skip
+        records, _ = run_point(stub, body)
+    warm = [r for r in records if r["warmup"]]
+    assert len(warm) == 4 and len(records) == 10
+    assert max(r["start"] for r in warm) <= min(r["start"] for r in records if not r["warmup"])
+    for r in warm:  # make warm-up stand out: any leak into a figure would show
+        r["ttft_s"], r["e2e_s"], r["output_tokens"] = 99.0, 999.0, 10**6
+    s = summarize(records)
+    assert s["requests"] == 6 and s["warmup_requests"] == 4
+    assert s["ttft_s"]["max"] < 99 and s["e2e_s"]["max"] < 999
+    assert s["output_tokens"] == 6 * 3
+
+
+def test_a_point_is_bounded_by_time():
+    with StubServer(gap_s=0.05) as stub:
+        body = {"n_clients": 2, "n_requests_per_client": 1000, "max_duration_s": 1,
+                "prompt": "x", "max_tokens": 5}  # fmt: skip
+        records, view = run_point(stub, body)
+    assert view["client"]["timed_out"] and view["client"]["wall_s"] < 5
+    assert 0 < len(records) < 2000
+    assert {r["error_kind"] for r in records if not r["ok"]} <= {"cancelled"}
+
+
+def test_goodput_counts_requests_within_every_slo():
+    base = {"itl_s": [], "output_tokens": 5, "output_tokens_source": "usage",
+            "input_tokens": 3, "ok": True, "error_kind": None}  # fmt: skip
+    records = [
+        {**base, "start": 0.0, "ttft_s": 0.1, "tpot_s": 0.01, "e2e_s": 1.0},
+        {**base, "start": 0.0, "ttft_s": 0.5, "tpot_s": 0.01, "e2e_s": 1.0},
+        {**base, "start": 1.0, "ttft_s": 0.1, "tpot_s": 0.05, "e2e_s": 1.0},
+        {**base, "start": 1.0, "ttft_s": 0.1, "tpot_s": 0.01, "e2e_s": 1.0},
+    ]
+    s = summarize(records, {"ttft_s": 0.2, "tpot_s": 0.02, "e2e_s": None})
+    assert s["slo"] == {"ttft_s": 0.2, "tpot_s": 0.02}
+    assert s["slo_share"] == {"ttft_s": 0.75, "tpot_s": 0.75, "all": 0.5}
+    assert s["goodput_rps"] == pytest.approx(2 / 2.0)
+
+
+def test_prompt_files_jsonl_and_csv(tmp_path):
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text(json.dumps({"prompt": "a", "max_tokens": 7}) + "\n" +
+                     json.dumps({"prompt": "b"}) + "\n")  # fmt: skip
+    csvf = tmp_path / "p.csv"
+    csvf.write_text('prompt,max_tokens\n"x, with a comma",3\ny,\n')
+    assert read_prompt_file(jsonl) == [{"prompt": "a", "max_tokens": 7}, {"prompt": "b"}]
+    assert read_prompt_file(csvf) == [{"prompt": "x, with a comma", "max_tokens": 3},
+                                      {"prompt": "y"}]  # fmt: skip
+    cfg = config.load(overrides={"workload": {"prompt_file": str(jsonl), "max_tokens": 9}})
+    prompts = build_prompts(cfg["workload"], "http://unused", "m", 0)
+    assert prompts == [{"prompt": "a", "max_tokens": 7}, {"prompt": "b", "max_tokens": 9}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "no prompt key"}) + "\n")
+    with pytest.raises(WorkloadError, match="entry 1"):
+        read_prompt_file(bad)
+
+
+def test_output_lengths_follow_mean_and_stdev():
+    cfg = config.load(overrides={"workload": {"output_tokens": {"mean": 100, "stdev": 10}}})
+    prompts = build_prompts(cfg["workload"], "http://unused", "m", seed=3)
+    assert len(prompts) == 1  # one prompt text
+    cfg["workload"]["prompt_file"] = None
+    lengths = [build_prompts(cfg["workload"], "", "m", seed=s)[0]["max_tokens"]
+               for s in range(400)]  # fmt: skip
+    mean = sum(lengths) / len(lengths)
+    sd = (sum((x - mean) ** 2 for x in lengths) / len(lengths)) ** 0.5
+    assert 98 < mean < 102 and 8 < sd < 12
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"sweep": {"rates": [-2]}}, "sweep.rates[0]"),
+        ({"workload": {"input_tokens": {"stdev": 5}}}, "workload.input_tokens"),
+        ({"workload": {"output_tokens": {"mean": 0}}}, "workload.output_tokens.mean"),
+        ({"workload": {"prompt_file": "/no/such/prompts.jsonl"}}, "workload.prompt_file"),
+        ({"sweep": {"clients": [], "rates": []}}, "sweep.clients"),
+        ({"warmup": {"requests": -1}}, "warmup.requests"),
+        ({"slo": {"ttft_s": 0}}, "slo.ttft_s"),
+    ],
+)
+def test_bad_workload_config_names_the_key(override, key):
+    with pytest.raises(config.ConfigError) as err:
+        config.load(overrides=override)
+    assert key in str(err.value)
