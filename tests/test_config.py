@@ -45,10 +45,17 @@ def test_sweep_points_are_models_times_clients():
             "engine": "openai",
             "engines": {"openai": {"base_url": "http://h:1"}},
             "models": ["a", "b"],
-            "sweep": {"clients": [1, 8]},
-        }  # fmt: skip
+            "sweep": {"clients": [1, 8], "rates": [0.5]},
+        }
     )
-    assert config.sweep_points(cfg) == [("a", 1), ("a", 8), ("b", 1), ("b", 8)]
+    points = config.sweep_points(cfg)
+    assert [(p["model"], p["load"]) for p in points] == [
+        ("a", "c1"), ("a", "c8"), ("a", "r0.5"), ("b", "c1"), ("b", "c8"), ("b", "r0.5"),
+    ]  # fmt: skip
+    assert points[2]["pattern"] == "open" and points[2]["rate"] == 0.5
+    cfg["sweep"]["repeats"] = 2
+    loads = [p["load"] for p in config.sweep_points(cfg) if p["model"] == "a"]
+    assert loads == ["c1_rep0", "c1_rep1", "c8_rep0", "c8_rep1", "r0.5_rep0", "r0.5_rep1"]
 
 
 ORIGINAL_RECIPE = {
