@@ -87,7 +87,7 @@ def test_original_recipe_is_mapped(tmp_path):
         cfg = config.load(path)
     assert cfg["run"] == "ollama_inference_job"
     assert cfg["models"] == ["gemma3-270m"]
-    assert cfg["sweep"] == {"clients": [100], "requests_per_client": 10}
+    assert cfg["sweep"]["clients"] == [100] and cfg["sweep"]["requests_per_client"] == 10
     assert cfg["workload"]["prompt"] == "Hello there"
     assert cfg["infrastructure"]["account"] == "p200981"
     assert cfg["infrastructure"]["time"] == "01:00:00"
