@@ -12,12 +12,13 @@ import argparse
 import asyncio
 import json
 import threading
+import time
 
 from aiohttp import web
 
 
 def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Application:
-    state = {"in_flight": 0, "peak": 0, "requests": 0}
+    state = {"in_flight": 0, "peak": 0, "requests": 0, "ttfb_s_sum": 0.0}
 
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -28,6 +29,7 @@ def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Applicat
             text = " ".join(f"w{i}" for i in range(n))
             usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": n + 7}
             return web.json_response({"choices": [{"text": text, "index": 0}], "usage": usage})
+        arrived = time.perf_counter()
         state["requests"] += 1
         state["in_flight"] += 1
         state["peak"] = max(state["peak"], state["in_flight"])
@@ -41,6 +43,8 @@ def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Applicat
                     await asyncio.sleep(gap_s)
                 choice = {"delta": {"content": f"w{i} "}} if chat else {"text": f"w{i} "}
                 await resp.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+                if i == 0:  # the server's own time to first byte, to tell client overhead
+                    state["ttfb_s_sum"] += time.perf_counter() - arrived
             usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": n + 7}
             await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode())
             await resp.write(b"\n\ndata: [DONE]\n\n")
