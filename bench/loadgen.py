@@ -6,17 +6,25 @@ loopback and drives it with llmsweep's load generator, closed loop, at concurren
 sustained, the generator's CPU share, and at concurrency 1 its added latency: client TTFT
 minus the stub's own time from request to first byte.
 
-Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32]
+With --servebench PATH it also runs an established load generator, servebench (PyPI),
+at each level against the same stub, alternating with llmsweep, and prints the ratios.
+Install it in a venv of its own, never in the project's:
+    python3 -m venv /tmp/peer && /tmp/peer/bin/pip install servebench==1.1.3
+
+Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32] [--servebench PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 from llmsweep.loadgen import runner
 from llmsweep.loadgen.session import InFlight, raise_fd_limit
@@ -51,10 +59,26 @@ def measure(url: str, clients: int, seconds: float, tokens: int) -> dict:
     }
 
 
+def servebench(binary: str, url: str, clients: int, seconds: float, tokens: int) -> dict:
+    """One level with servebench; its CSV gives req/s, tokens/s and TTFT p50."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "levels.csv"
+        subprocess.run(
+            [binary, "run", "--url", url + "/v1", "--model", "stub", "--endpoint", "completions",
+             "--concurrency", str(clients), "--duration", str(seconds), "--input-len", "8",
+             "--output-len", str(tokens), "--no-gpu", "--csv", str(out)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
+        )  # fmt: skip
+        row = next(csv.DictReader(out.open()))
+    return {"req_s": float(row["req_s"]), "chunks_s": float(row["out_tok_s"]),
+            "ttft_p50_ms": float(row["ttft_p50_ms"])}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--servebench", help="path of a servebench binary to compare with")
     args = parser.parse_args()
     raise_fd_limit()
     port = free_port("127.0.0.1")
@@ -68,17 +92,19 @@ def main() -> None:
             f"stub on {url}, {args.tokens} chunks per request, {args.seconds:g} s per level,"
             f" {os.cpu_count()} cores shared by stub and generator"
         )
-        print(
-            f"{'clients':>8} {'req/s':>9} {'chunks/s':>10} {'errors':>7} {'gen CPU':>8}"
-            f" {'TTFT p50':>9} {'added':>9}"
-        )
+        peer = "  servebench req/s  TTFT p50  llmsweep/servebench" if args.servebench else ""
+        print(f"{'clients':>8} {'req/s':>9} {'chunks/s':>10} {'errors':>7} {'gen CPU':>8}"
+              f" {'TTFT p50':>9} {'added':>9}{peer}")  # fmt: skip
         for clients in (1, 64, 512, 2048):
             m = measure(url, clients, args.seconds, args.tokens)
             added = f"{m['added_ms']:7.3f}ms" if clients == 1 else ""
-            print(
-                f"{m['clients']:>8} {m['req_s']:>9.0f} {m['chunks_s']:>10.0f} {m['errors']:>7}"
-                f" {m['cpu_share']:>7.0%} {m['ttft_p50_ms']:>7.2f}ms {added:>9}"
-            )
+            line = (f"{m['clients']:>8} {m['req_s']:>9.0f} {m['chunks_s']:>10.0f} {m['errors']:>7}"
+                    f" {m['cpu_share']:>7.0%} {m['ttft_p50_ms']:>7.2f}ms {added:>9}")  # fmt: skip
+            if args.servebench:
+                p = servebench(args.servebench, url, clients, args.seconds, args.tokens)
+                line += (f"  {p['req_s']:>16.0f} {p['ttft_p50_ms']:>7.2f}ms"
+                         f" {m['req_s'] / p['req_s']:>20.2f}")  # fmt: skip
+            print(line, flush=True)
     finally:
         stub.terminate()
         stub.wait(10)

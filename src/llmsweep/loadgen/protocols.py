@@ -46,7 +46,7 @@ class OpenAI:
         data = line[5:].strip()
         if data == b"[DONE]":
             return "", True
-        chunk = json.loads(data)
+        chunk = json.loads(data.decode())
         if "error" in chunk:
             raise StreamError(str(chunk["error"]))
         if chunk.get("usage"):
@@ -106,7 +106,7 @@ class Ollama:
         line = line.strip()
         if not line:
             return "", False
-        chunk = json.loads(line)
+        chunk = json.loads(line.decode())
         if "error" in chunk:
             raise StreamError(str(chunk["error"]))
         piece = (chunk.get("message") or {}).get("content") or chunk.get("response") or ""

@@ -25,19 +25,35 @@ async def stream_request(
     final: dict = {}
     done = False
     try:
-        async with session.post(base_url + protocol.path(api), json=body) as resp:
+        resp = await _post(session, base_url + protocol.path(api), body)
+        async with resp:
             rec["status"] = resp.status
             if resp.status != 200:
                 detail = (await resp.text())[:300]
                 rec["error_kind"], rec["error"] = f"http_{resp.status}", detail
                 return _finish(rec, t0, chunk_times, text, final, protocol, keep_text)
-            async for raw in resp.content:
-                piece, done = protocol.parse(raw.strip(), final)
+            # Read whatever has arrived and split lines here: much cheaper than asking the
+            # stream for one line at a time, and tokens that arrived together share a time.
+            pending = b""
+            async for data in resp.content.iter_any():
+                now = time.perf_counter()
+                *lines, pending = (pending + data).split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    piece, done = protocol.parse(line.strip(), final)
+                    if piece:
+                        chunk_times.append(now)
+                        text.append(piece)
+                    if done:
+                        break
+                if done:
+                    break
+            if not done and pending.strip():
+                piece, done = protocol.parse(pending.strip(), final)
                 if piece:
                     chunk_times.append(time.perf_counter())
                     text.append(piece)
-                if done:
-                    break
     except TimeoutError:
         rec["error_kind"], rec["error"] = "timeout", "request timed out"
     except aiohttp.ClientConnectorError as exc:
@@ -58,6 +74,15 @@ async def stream_request(
         else:
             rec["ok"] = True
     return _finish(rec, t0, chunk_times, text, final, protocol, keep_text)
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: dict):
+    """POST, retrying once on a fresh connection when a pooled one turned out dead (the
+    server closed it after its last response): nothing was sent back, nothing is lost."""
+    try:
+        return await session.post(url, json=body)
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+        return await session.post(url, json=body, headers={"Connection": "close"})
 
 
 def _finish(rec, t0, chunk_times, text, final, protocol, keep_text) -> dict:

@@ -16,9 +16,10 @@ def raise_fd_limit() -> None:
 
 
 def new_session(request_timeout_s: float) -> aiohttp.ClientSession:
-    # No keep-alive: llama.cpp's server closes each streamed response's connection, and a
-    # reused dead connection would fail the next request at once.
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    # Keep-alive saves a TCP handshake per request. Servers that close the connection after
+    # each streamed response (llama.cpp) leave dead pooled connections: stream_request
+    # retries once, on a new connection, when a request failed before anything came back.
+    connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
     timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=30)
     return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
