@@ -24,6 +24,7 @@ rule benchmark:
         warmup=lookup(within=config, dpath="warmup"),
         workload=lookup(within=config, dpath="workload"),
         slo=lookup(within=config, dpath="slo"),
+        client=lookup(within=config, dpath="client"),
     message:
         "Benchmark {params.model} {params.describe}"
     script:

@@ -9,7 +9,7 @@ from llmsweep.benchmark import run_point  # noqa: E402
 sm = snakemake  # noqa: F821
 run_point(
     {**sm.params.point, "run": sm.params.run, "engine": sm.params.engine},
-    {k: dict(sm.params[k]) for k in ("sweep", "warmup", "workload", "slo")},
+    {k: dict(sm.params[k]) for k in ("sweep", "warmup", "workload", "slo", "client")},
     leases={k: sm.input[k] for k in ("pushgateway", "prometheus", "llm_server", "client_service")},
     requests_path=sm.output.requests,
     summary_path=sm.output.summary,

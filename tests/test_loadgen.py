@@ -159,3 +159,25 @@ def test_bad_workload_config_names_the_key(override, key):
     with pytest.raises(config.ConfigError) as err:
         config.load(overrides=override)
     assert key in str(err.value)
+
+
+def test_worker_processes_share_a_closed_loop_point():
+    with StubServer(gap_s=0.02) as stub:
+        body = {"n_clients": 1000, "n_requests_per_client": 2, "workers": 2,
+                "warmup_requests": 3, "prompt": "x", "max_tokens": 10}  # fmt: skip
+        records, view = run_point(stub, body)
+    measured = [r for r in records if not r["warmup"]]
+    assert view["state"] == "done" and len(measured) == 2000
+    assert len(records) - len(measured) == 3
+    assert all(r["ok"] for r in records)
+    assert sorted({r["client"] for r in measured}) == list(range(1000))
+    assert view["peak_in_flight"] >= 1000
+    assert view["client"]["workers"] == 2 and view["client"]["cpu_s"] > 0
+
+
+def test_worker_processes_share_an_open_loop_rate():
+    with StubServer() as stub:
+        body = {"pattern": "open", "rate": 100, "n_requests": 10000, "duration_s": 3,
+                "workers": 2, "prompt": "x", "max_tokens": 2}  # fmt: skip
+        records, _ = run_point(stub, body)
+    assert abs(len(records) - 300) < 5 * math.sqrt(300)

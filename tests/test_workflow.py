@@ -189,6 +189,7 @@ def test_fidelity_against_llama_cpp(tmp_path):
         warmup={"requests": 2},
         workload={"api": "completions", "max_tokens": 16, "input_tokens": {"mean": 40}},
         slo={"ttft_s": 30, "e2e_s": 60},
+        client={"workers": 2},  # two load-generator processes under the real gunicorn
     )
     proc = snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -77,6 +77,7 @@ def point_request(point: dict, settings: dict, prompts: list[dict]) -> dict:
         "warmup_duration_s": warmup["duration_s"],
         "max_duration_s": sweep["max_point_duration_s"],
         "seed": sweep["seed"] + point["repeat"],
+        "workers": settings["client"]["workers"],
     }
     if point["pattern"] == "closed":
         request.update(

@@ -55,6 +55,7 @@ BENCHMARK_SCHEMA = {
         "warmup_duration_s": {"type": "number", "minimum": 0, "maximum": 86400},
         "max_duration_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
         "seed": {"type": "integer"},
+        "workers": {"type": "integer", "minimum": 1, "maximum": 64},
         "prompts": {
             "type": "array",
             "minItems": 1,
@@ -85,6 +86,7 @@ POINT_DEFAULTS = {
     "warmup_duration_s": 0,
     "max_duration_s": 86400,
     "seed": 0,
+    "workers": 1,
 }
 
 bp = Blueprint("client", __name__)

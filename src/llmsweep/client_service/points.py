@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 
-from llmsweep.loadgen import runner
+from llmsweep.loadgen import runner, workers
 from llmsweep.loadgen.session import InFlight
 from llmsweep.metrics import client as live
 
@@ -45,9 +45,14 @@ class Point:
 
     def _run(self) -> None:
         try:
-            self.client_stats = asyncio.run(
-                runner.run(self.upstream, self.params, self.add, self.cancel, self.in_flight)
-            )
+            if self.params.get("workers", 1) > 1:
+                self.client_stats = workers.run(
+                    self.upstream, self.params, self.add, self.cancel, self.in_flight
+                )
+            else:
+                self.client_stats = asyncio.run(
+                    runner.run(self.upstream, self.params, self.add, self.cancel, self.in_flight)
+                )
             state = "cancelled" if self.cancel.is_set() else "done"
         except Exception as exc:  # noqa: BLE001 - reported to the caller, never lost
             self.error = f"{type(exc).__name__}: {exc}"

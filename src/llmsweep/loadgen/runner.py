@@ -82,7 +82,8 @@ async def run(base_url: str, params: dict, on_record, cancel, in_flight: InFligh
                                       w_dur or None)  # fmt: skip
             if params["pattern"] == "closed":
                 n, per_client = params["n_clients"], params["n_requests_per_client"]
-                await closed_loop.run(measured_send, n, per_client, params["duration_s"])
+                first = params.get("first_client", 0)
+                await closed_loop.run(measured_send, n, per_client, params["duration_s"], first)
             else:
                 await open_loop.run(measured_send, params["rate"], params["arrival"],
                                     params["n_requests"], params["duration_s"],

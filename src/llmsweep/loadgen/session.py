@@ -32,13 +32,14 @@ class InFlight:
         self.peak = 0
         self._on_change = on_change
 
-    def __enter__(self):
-        self.now += 1
+    def add(self, delta: int) -> None:
+        self.now += delta
         self.peak = max(self.peak, self.now)
         if self._on_change:
-            self._on_change(1)
+            self._on_change(delta)
+
+    def __enter__(self):
+        self.add(1)
 
     def __exit__(self, *exc):
-        self.now -= 1
-        if self._on_change:
-            self._on_change(-1)
+        self.add(-1)
