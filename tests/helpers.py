@@ -88,3 +88,16 @@ def assert_nothing_alive(workdir: Path, timeout: float = 0) -> None:
 def mtimes(workdir: Path) -> dict[str, int]:
     bench = workdir / "results" / "t" / "bench"
     return {str(p.relative_to(bench)): p.stat().st_mtime_ns for p in sorted(bench.rglob("*.json*"))}
+
+
+def follow(client, point_id: str) -> tuple[list[dict], dict]:
+    """Follow a client-service point (Flask test client) to its end through long polls;
+    return (records, last view)."""
+    records, offset = [], 0
+    for _ in range(10000):
+        view = client.get(f"/benchmark/{point_id}?offset={offset}&wait=10").get_json()
+        records += view["records"]
+        offset = view["next_offset"]
+        if view["state"] != "running" and offset >= view["completed"]:
+            return records, view
+    raise AssertionError("point did not finish")

@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from helpers import follow
 from llmsweep.client_service.app import create_app
 from llmsweep.loadgen.stub_server import StubServer
 from llmsweep.util import wait_until
@@ -22,18 +23,6 @@ def stub():
 def client(stub):
     app = create_app({"UPSTREAM": stub.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
     return app.test_client()
-
-
-def follow(client, point_id):
-    """Follow a point to its end through long polls; return (records, last view)."""
-    records, offset = [], 0
-    for _ in range(1000):
-        view = client.get(f"/benchmark/{point_id}?offset={offset}&wait=5").get_json()
-        records += view["records"]
-        offset = view["next_offset"]
-        if view["state"] != "running" and offset >= view["completed"]:
-            return records, view
-    raise AssertionError("point did not finish")
 
 
 def test_health_reports_the_upstream(client):

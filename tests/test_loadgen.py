@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from helpers import follow
 from llmsweep import config
 from llmsweep.client_service.app import create_app
 from llmsweep.loadgen.stats import summarize
@@ -18,14 +19,7 @@ def run_point(server, body):
     c = app.test_client()
     r = c.post("/benchmark", json=body)
     assert r.status_code == 202, r.get_json()
-    point_id, records, offset = r.get_json()["id"], [], 0
-    for _ in range(10000):
-        view = c.get(f"/benchmark/{point_id}?offset={offset}&wait=10").get_json()
-        records += view["records"]
-        offset = view["next_offset"]
-        if view["state"] != "running" and offset >= view["completed"]:
-            return records, view
-    raise AssertionError("point did not finish")
+    return follow(c, r.get_json()["id"])
 
 
 def test_closed_loop_1000_clients_no_cap_no_errors():
