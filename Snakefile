@@ -18,6 +18,10 @@ include: "rules/benchmark.smk"
 include: "rules/report.smk"
 
 
+onstart:
+    stop_on_signals(stop_services)
+
+
 onsuccess:
     stop_services()
 

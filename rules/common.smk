@@ -7,7 +7,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from llmsweep import config as llmsweep_config
 from llmsweep.paths import RunPaths, model_slug
-from llmsweep.driver import become_driver
+from llmsweep.driver import become_driver, stop_on_signals
 from llmsweep.services.controller import Controller
 
 # Validate (and fill defaults) before any job starts; a bad key stops the run here.

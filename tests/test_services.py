@@ -156,3 +156,32 @@ def test_cli_status_and_stop_all(env, tmp_path):
     out = subprocess.run(cli + ["stop-all"], capture_output=True, text=True, check=True).stdout
     assert "stopped svc/pushgateway" in out
     assert not pid_alive(gw["pid"])
+
+
+def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
+    cfg, paths, ctl = env
+    cfg["monitoring"]["scrape_interval_s"] = 1
+    spec = definitions.pushgateway(cfg, paths)
+    spec["sidecars"] = definitions.exporters(cfg, paths, "pushgateway", "pushgateway", gpu=True)
+    gw = ctl.ensure(spec)
+    prom = ctl.ensure(definitions.prometheus(cfg, paths))
+    node = json.loads((paths.targets / "service-node-pushgateway.json").read_text())[0]
+    assert node["labels"]["role"] == "pushgateway" and node["labels"]["node"]
+    assert node["targets"][0].startswith("127.0.0.1:")
+
+    def scraped(query):
+        def check():
+            _, body = http_json(f"{prom['url']}/api/v1/query?query={query}")
+            return body["data"]["result"]
+
+        return wait_until(check, 60, f"{query} in Prometheus", max_delay=1)
+
+    assert scraped('node_load1{exporter="node",role="pushgateway"}')
+    gpus = scraped('llmsweep_gpus{exporter="gpu"}')
+    assert gpus[0]["value"][1] == "0"  # no GPU here, and it says so
+    ctl.stop_all()
+    assert not pid_alive(gw["pid"])
+    assert not (paths.targets / "service-node-pushgateway.json").exists()
+    out = subprocess.run(["pgrep", "-f", f"node-exporter.*{node['targets'][0]}"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.stdout.strip() == ""

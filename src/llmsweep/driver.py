@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from llmsweep.services.local import pid_alive, start_time
@@ -47,3 +49,24 @@ def become_driver(workdir: str | Path = ".") -> None:
                 file=sys.stderr,
             )
     write_json_atomic(record, {"pid": pid, "pid_start": start_time(pid), "host": host})
+
+
+def stop_on_signals(stop) -> None:
+    """On SIGINT or SIGTERM, run `stop` (stop the services) at once, then Snakemake's own
+    handler. Snakemake waits for running local jobs before its onerror hook; a benchmark
+    job whose services are gone ends at once instead of running its point to the end."""
+
+    def wrap(signum: int) -> None:
+        previous = signal.getsignal(signum)
+
+        def handler(sig, frame):
+            threading.Thread(target=stop, name="llmsweep-stop", daemon=True).start()
+            if callable(previous):
+                previous(sig, frame)
+            elif previous == signal.SIG_DFL and sig == signal.SIGINT:
+                raise KeyboardInterrupt
+
+        signal.signal(signum, handler)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        wrap(signum)

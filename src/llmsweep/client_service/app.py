@@ -138,7 +138,8 @@ def query():
     )
 
     async def one():
-        async with session.new_session(params["request_timeout_s"]) as http:
+        keep_alive = session.keep_alive_for(cfg["ENGINE"])
+        async with session.new_session(params["request_timeout_s"], keep_alive) as http:
             return await stream_request(
                 http, cfg["UPSTREAM"], protocol, params["api"], body, keep_text=True
             )

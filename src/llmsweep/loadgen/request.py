@@ -8,6 +8,8 @@ import aiohttp
 
 from llmsweep.loadgen.protocols import StreamError
 
+RETRIES_ON_DEAD_CONNECTION = 3
+
 
 async def stream_request(
     session: aiohttp.ClientSession,
@@ -77,12 +79,14 @@ async def stream_request(
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: dict):
-    """POST, retrying once on a fresh connection when a pooled one turned out dead (the
-    server closed it after its last response): nothing was sent back, nothing is lost."""
-    try:
-        return await session.post(url, json=body)
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-        return await session.post(url, json=body, headers={"Connection": "close"})
+    """POST; a pooled connection the server closed in the meantime fails before anything
+    was sent back, so the request is retried (a few times: several may be dead)."""
+    for _ in range(RETRIES_ON_DEAD_CONNECTION):
+        try:
+            return await session.post(url, json=body)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            continue
+    return await session.post(url, json=body)
 
 
 def _finish(rec, t0, chunk_times, text, final, protocol, keep_text) -> dict:

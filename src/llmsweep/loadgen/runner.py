@@ -12,7 +12,7 @@ import time
 from llmsweep.loadgen import closed_loop, open_loop
 from llmsweep.loadgen.protocols import for_engine
 from llmsweep.loadgen.request import stream_request
-from llmsweep.loadgen.session import InFlight, new_session
+from llmsweep.loadgen.session import InFlight, keep_alive_for, new_session
 from llmsweep.loadgen.stats import percentile
 
 LAG_INTERVAL_S = 0.01
@@ -44,7 +44,8 @@ async def run(base_url: str, params: dict, on_record, cancel, in_flight: InFligh
     lag: list[float] = []
     monitor = asyncio.create_task(_lag_monitor(lag, stop))
     cpu0, wall0 = _thread_cpu(), time.monotonic()
-    async with new_session(params["request_timeout_s"]) as session:
+    keep_alive = keep_alive_for(params["engine"])
+    async with new_session(params["request_timeout_s"], keep_alive) as session:
 
         async def send(phase: str, **extra) -> None:
             if cancel.is_set():

@@ -15,13 +15,17 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def new_session(request_timeout_s: float) -> aiohttp.ClientSession:
-    # Keep-alive saves a TCP handshake per request. Servers that close the connection after
-    # each streamed response (llama.cpp) leave dead pooled connections: stream_request
-    # retries once, on a new connection, when a request failed before anything came back.
-    connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
+def new_session(request_timeout_s: float, keep_alive: bool = True) -> aiohttp.ClientSession:
+    """One HTTP session per point. Keep-alive saves a TCP handshake per request; servers
+    that close the connection after every streamed response (llama.cpp) get none, since a
+    pooled connection would be dead by the next request."""
+    connector = aiohttp.TCPConnector(limit=0, force_close=not keep_alive)
     timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=30)
     return aiohttp.ClientSession(connector=connector, timeout=timeout)
+
+
+def keep_alive_for(engine: str) -> bool:
+    return engine != "llama_cpp"
 
 
 class InFlight:

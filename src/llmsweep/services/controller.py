@@ -37,9 +37,9 @@ def current_owner() -> dict:
 
 
 def spec_hash(spec: dict) -> str:
-    keys = ("argv", "env", "host", "port", "ready")
+    keys = ("argv", "env", "host", "port", "ready", "sidecars")
     return hashlib.sha256(
-        json.dumps({k: spec[k] for k in keys}, sort_keys=True).encode()
+        json.dumps({k: spec.get(k) for k in keys}, sort_keys=True).encode()
     ).hexdigest()
 
 

@@ -46,6 +46,29 @@ def _target(paths: RunPaths, name: str, labels: dict, path: str = "/metrics") ->
     return {"file": str(paths.targets / f"{name}.json"), "labels": labels, "path": path}
 
 
+def exporters(cfg: dict, paths: RunPaths, key: str, role: str, gpu: bool) -> list[dict]:
+    """Node (and GPU) exporters that run beside a service on its node."""
+    mon = cfg["monitoring"]
+    labels = {"run": cfg["run"], "role": role, "service": key}
+    out = []
+    if mon["node_exporter"]:
+        out.append({
+            "name": "node exporter",
+            "argv": [_program("prometheus-node-exporter"), "--web.listen-address={host}:{port}"],
+            "file": str(paths.targets / f"service-node-{key}.json"),
+            "labels": {**labels, "exporter": "node"},
+        })  # fmt: skip
+    if gpu and mon["gpu_exporter"]:
+        out.append({
+            "name": "GPU exporter",
+            "argv": [sys.executable, "-m", "llmsweep.metrics.gpu_exporter",
+                     "--host", "{host}", "--port", "{port}"],
+            "file": str(paths.targets / f"service-gpu-{key}.json"),
+            "labels": {**labels, "exporter": "gpu"},
+        })  # fmt: skip
+    return out
+
+
 def pushgateway(cfg: dict, paths: RunPaths) -> dict:
     spec = _base(cfg, paths, "pushgateway", "pushgateway", "pushgateway")
     state = paths.monitoring / "pushgateway.state"
@@ -129,6 +152,7 @@ def llm_server(cfg: dict, paths: RunPaths, model: str, cpus: int | None = None) 
     labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": engine}
     if engine == "llama_cpp":  # Ollama has no Prometheus endpoint
         spec["targets"] = [_target(paths, f"service-{key}", labels)]
+    spec["sidecars"] = exporters(cfg, paths, key, "llm_server", gpu=True)
     return spec
 
 
@@ -154,6 +178,7 @@ def client_service(cfg: dict, paths: RunPaths, model: str, llm_url: str) -> dict
     spec["ready"] = {"kind": "http", "path": "/health"}
     labels = {"run": cfg["run"], "role": "client", "model": model, "engine": cfg["engine"]}
     spec["targets"] = [_target(paths, f"service-{key}", labels)]
+    spec["sidecars"] = exporters(cfg, paths, key, "client", gpu=False)
     return spec
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from llmsweep.services.readiness import check_ready
 from llmsweep.util import free_port, port_is_free, read_json, write_json_atomic
 
 WATCH_INTERVAL_S = 1.0
+STOP_GRACE_S = 10.0
 
 
 def log(msg: str) -> None:
@@ -39,6 +41,18 @@ def _remove(path: str | Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def stop_group(server_pid: int, tidy) -> None:
+    """SIGTERM the server (and its exporters), SIGKILL them if still there after a grace
+    period (a server may drain its requests first); this watcher tidies up and goes too."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # outlive the SIGTERM to escalate
+    os.killpg(os.getpgid(0), signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and pid_alive(server_pid):
+        time.sleep(0.1)
+    tidy()
+    os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
 def _history(spec: dict, event: str, **extra) -> None:
@@ -82,11 +96,16 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
         "pid": server_pid,
     }
 
-    def cleanup(*_):
+    sidecars: list[subprocess.Popen] = []
+
+    def tidy() -> None:
+        """Unregister this instance: history, exporters, targets, endpoint."""
         _history(spec, "stopped")
-        for target in spec.get("targets", []):
+        for proc in sidecars:
+            proc.terminate()
+        for target in spec.get("targets", []) + spec.get("sidecars", []):
             try:
-                if read_json(target["file"])[0]["targets"] == [f"{host}:{port}"]:
+                if read_json(target["file"])[0]["labels"].get("instance_id") == spec["instance"]:
                     _remove(target["file"])
             except (OSError, ValueError, LookupError):
                 pass
@@ -95,6 +114,9 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
                 _remove(spec["endpoint_file"])
         except (OSError, ValueError):
             pass
+
+    def cleanup(*_):
+        tidy()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, cleanup)
@@ -125,8 +147,11 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
     write_json_atomic(spec["endpoint_file"], endpoint)
     _history(spec, "ready", url=url)
     for target in spec.get("targets", []):
-        labels = {**target.get("labels", {}), "__metrics_path__": target.get("path", "/metrics")}
+        labels = {**target.get("labels", {}), "__metrics_path__": target.get("path", "/metrics"),
+                  "instance_id": spec["instance"]}  # fmt: skip
         write_json_atomic(target["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
+    for sidecar in spec.get("sidecars", []):
+        sidecars.append(start_sidecar(sidecar, host, spec["instance"]))
     log(f"ready at {url}")
     while True:
         time.sleep(WATCH_INTERVAL_S)
@@ -136,10 +161,27 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
         idle = _idle_for(spec)
         if idle > spec["idle_timeout_s"]:
             log(f"no lease renewed for {idle:.0f} s; stopping the service")
-            os.killpg(os.getpgid(0), signal.SIGTERM)
+            stop_group(server_pid, tidy)
         elif not _owner_alive(spec):
             log("the workflow that owns this service is gone; stopping the service")
-            os.killpg(os.getpgid(0), signal.SIGTERM)
+            stop_group(server_pid, tidy)
+
+
+def start_sidecar(sidecar: dict, host: str, spec_instance: str) -> subprocess.Popen:
+    """An exporter beside the service (same node, same process group): start it on a free
+    port and register its file_sd target, labelled with the node and the job."""
+    port = free_port(host)
+    proc = subprocess.Popen(substitute(sidecar["argv"], host, port), stdin=subprocess.DEVNULL)
+    labels = {
+        **sidecar["labels"],
+        "node": socket.gethostname(),
+        "job_id": os.environ.get("SLURM_JOB_ID", ""),
+        "instance_id": spec_instance,
+        "__metrics_path__": "/metrics",
+    }
+    write_json_atomic(sidecar["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
+    log(f"{sidecar['name']} on {host}:{port}")
+    return proc
 
 
 def node_address() -> str:

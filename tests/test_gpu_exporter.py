@@ -1,0 +1,33 @@
+"""The GPU exporter on a machine without a GPU: it runs, says so, and stops on SIGTERM."""
+
+import signal
+import subprocess
+import sys
+import urllib.request
+
+from llmsweep.util import free_port, http_ok, wait_until
+
+
+def test_without_gpu_reports_zero_gpus_and_an_error_and_exits_cleanly():
+    port = free_port("127.0.0.1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmsweep.metrics.gpu_exporter", "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_until(lambda: http_ok(url), 30, "the GPU exporter")
+        for _ in range(2):  # a second scrape must work as well as the first
+            with urllib.request.urlopen(url) as resp:
+                text = resp.read()
+        assert b"llmsweep_gpus 0.0" in text
+        assert b"llmsweep_gpu_exporter_error{reason=" in text
+        assert b"} 1.0" in text.split(b"llmsweep_gpu_exporter_error{")[1][:300]
+        assert b"# TYPE DCGM_FI_DEV_GPU_UTIL gauge" in text
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
