@@ -63,7 +63,10 @@ def test_plotted_values_equal_the_tidy_table(run_dir):
 def test_metadata_says_what_ran(run_dir):
     meta = read_json(run_dir / "report" / "metadata.json")
     assert meta["config"]["sweep"]["clients"] == list(CLIENTS)
-    assert meta["servers"]["gemma3-270m"]["engine_version"]  # llama.cpp's build, from /props
+    server = meta["servers"]["gemma3-270m"]
+    assert server["engine_version"]  # llama.cpp's build, from /props
+    # From the GPU exporter beside the server: none on this machine, and why.
+    assert server["gpu"]["gpus"] == 0 and server["gpu"]["error"].startswith("NVML")
     roles = {s["role"]: s for s in meta["services"]}
     assert set(roles) == {"pushgateway", "prometheus", "llm_server", "client"}
     llm = roles["llm_server"]

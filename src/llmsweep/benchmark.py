@@ -11,6 +11,7 @@ from pathlib import Path
 from llmsweep.engines import engine_module
 from llmsweep.loadgen.stats import summarize
 from llmsweep.loadgen.workload import build_prompts
+from llmsweep.metrics.gpu_info import gpu_info
 from llmsweep.metrics.push import push_summary
 from llmsweep.util import http_json, read_json, wait_until, write_json_atomic
 
@@ -152,6 +153,9 @@ def _run_point(
         server = engine_module(point["engine"]).metadata(llm["url"], model)
     except Exception as exc:  # noqa: BLE001 - metadata must never fail a finished point
         server = {"error": str(exc)}
+    if llm.get("heartbeat"):  # a service llmsweep runs: its GPU exporter says what it had
+        targets = Path(llm["heartbeat"]).parents[2] / "monitoring" / "targets"
+        server["gpu"] = gpu_info(targets / f"service-gpu-{llm['key']}.json")
     summary["point"] = {
         "run": run,
         "model": model,

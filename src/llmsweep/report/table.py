@@ -19,6 +19,8 @@ def row(summary: dict) -> dict:
         "model": point["model"],
         "engine": point.get("engine"),
         "engine_version": server.get("engine_version"),
+        "gpus": (server.get("gpu") or {}).get("gpus"),
+        "gpu_models": ";".join(m for m in (server.get("gpu") or {}).get("models", []) if m),
         "load": point.get("load", f"c{point['clients']}"),
         "pattern": point.get("pattern", "closed"),
         "clients": point["clients"],
