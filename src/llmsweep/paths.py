@@ -40,10 +40,3 @@ class RunPaths:
     @property
     def targets(self) -> Path:
         return self.monitoring / "targets"
-
-    def point_dir(self, model: str, clients: int) -> Path:
-        return self.root / "bench" / model_slug(model) / f"c{clients}"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
