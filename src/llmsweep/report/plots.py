@@ -41,26 +41,22 @@ def _log2(ax) -> None:
 
 
 def throughput(df: pd.DataFrame, out: str) -> dict:
-    """Output tokens/s and requests/s against clients, per model, knee marked."""
+    """Output tokens/s and requests/s against load (clients or rate), per model, knee marked."""
     data: dict = {}
     fig, (ax_tok, ax_req) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, g in df.groupby("model"):
-        g = g.groupby("clients", as_index=False).mean(numeric_only=True)
-        x, tok, req = (
-            g["clients"].tolist(),
-            g["output_token_throughput_tps"].tolist(),
-            g["request_throughput_rps"].tolist(),
-        )
+    for model, xcol, g in series(df):
+        x, tok = g[xcol].tolist(), g["output_token_throughput_tps"].tolist()
+        req = g["request_throughput_rps"].tolist()
         k = knee(x, tok)
-        data[model] = {"clients": x, "output_token_throughput_tps": tok,
-                       "request_throughput_rps": req, "knee_clients": k}  # fmt: skip
+        data[model] = {xcol: x, "output_token_throughput_tps": tok,
+                       "request_throughput_rps": req, f"knee_{xcol}": k}  # fmt: skip
         ax_tok.plot(x, tok, marker="o", label=model)
         ax_req.plot(x, req, marker="o", label=model)
         if k is not None:
             ax_tok.axvline(k, linestyle=":", color="grey")
-            ax_tok.annotate(f"knee: {k:g} clients", (k, max(tok)), fontsize="small")
-    ax_tok.set(xlabel="concurrent clients", ylabel="output tokens/s (all clients)")
-    ax_req.set(xlabel="concurrent clients", ylabel="requests/s")
+            ax_tok.annotate(f"knee: {k:g} {xcol}", (k, max(tok)), fontsize="small")
+    ax_tok.set(xlabel=_xlabel(df), ylabel="output tokens/s (all clients)")
+    ax_req.set(xlabel=_xlabel(df), ylabel="requests/s")
     _log2(ax_tok)
     _log2(ax_req)
     _save(fig, out)

@@ -35,22 +35,21 @@ def _minutes(runtime) -> int:
     return int(float(text))
 
 
+# Snakemake resource -> sbatch flag, for those passed through as they are.
+PLAIN_FLAGS = (
+    ("slurm_partition", "partition"),
+    ("slurm_account", "account"),
+    ("qos", "qos"),
+    ("constraint", "constraint"),
+    ("nodes", "nodes"),
+    ("cpus_per_task", "cpus-per-task"),
+)
+
+
 def sbatch_args(resources: dict) -> list[str]:
     """sbatch flags from a rule's resources (the keys the Snakemake SLURM executor uses)."""
     r = {k: v for k, v in resources.items() if v not in (None, "", 0)}
-    args = []
-    if "slurm_partition" in r:
-        args.append(f"--partition={r['slurm_partition']}")
-    if "slurm_account" in r:
-        args.append(f"--account={r['slurm_account']}")
-    if "qos" in r:
-        args.append(f"--qos={r['qos']}")
-    if "constraint" in r:
-        args.append(f"--constraint={r['constraint']}")
-    if "nodes" in r:
-        args.append(f"--nodes={r['nodes']}")
-    if "cpus_per_task" in r:
-        args.append(f"--cpus-per-task={r['cpus_per_task']}")
+    args = [f"--{flag}={r[key]}" for key, flag in PLAIN_FLAGS if key in r]
     if "mem_mb" in r:
         args.append(f"--mem={int(r['mem_mb'])}M")
     elif "mem_mb_per_cpu" in r:
