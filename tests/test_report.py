@@ -171,3 +171,23 @@ def test_a_run_with_failed_requests_still_reports_them(tmp_path):
     assert "timeout=4" in page and 'class="fail"' in page
     data = read_json(report / "plot-data.json")
     assert data["errors"]["by_kind"] == {"timeout": [4]}
+
+
+def test_open_loop_points_get_their_own_series_and_knee(run_dir, tmp_path):
+    """A sweep of rates beside client counts: the open-loop rows are plotted against their
+    rate and the page states their knee in requests/s."""
+    from llmsweep.report.page import build_report
+
+    df = pd.read_csv(run_dir / "report" / "points.csv")
+    rates = df.copy()
+    rates["pattern"], rates["rate"], rates["load"] = "open", [1.0, 2.0, 4.0], ["r1", "r2", "r4"]
+    rates["output_token_throughput_tps"] = [10.0, 20.0, 20.5]  # flat after 2 requests/s
+    table = tmp_path / "points.csv"
+    pd.concat([df, rates]).to_csv(table, index=False)
+    names = ("throughput", "latency", "throughput_latency", "errors")
+    out = {n: str(tmp_path / f"{n}.png") for n in names}
+    out |= {"data": str(tmp_path / "data.json"), "page": str(tmp_path / "index.html")}
+    data = build_report(str(table), str(run_dir / "report" / "metadata.json"), [], out, "t")
+    series = data["throughput"]["gemma3-270m (open loop)"]
+    assert series["rate"] == [1.0, 2.0, 4.0] and series["knee_rate"] == 2.0
+    assert "gemma3-270m (open loop): 2 requests/s" in (tmp_path / "index.html").read_text()

@@ -47,6 +47,14 @@ def _ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+def _knee_text(name: str, d: dict) -> str:
+    """'model: N clients' (closed loop) or 'model (open loop): R rate'; the knee is where
+    more load stops adding throughput."""
+    unit = "clients" if "clients" in d else "requests/s"
+    k = d.get("knee_clients", d.get("knee_rate"))
+    return f"{html.escape(name)}: " + (f"{k:g} {unit}" if k else "not reached in this sweep")
+
+
 def build_report(
     table_csv: str, metadata_json: str, point_plots: list[str], out: dict, run: str
 ) -> dict:
@@ -61,13 +69,7 @@ def build_report(
         "errors": plots.errors(df, out["errors"]),
     }
     write_json_atomic(out["data"], data)
-    knees = "; ".join(
-        f"{html.escape(m)}: "
-        + (
-            f"{d['knee_clients']:g} clients" if d["knee_clients"] else "not reached in this sweep"
-        )  # fmt: skip
-        for m, d in data["throughput"].items()
-    )
+    knees = "; ".join(_knee_text(m, d) for m, d in data["throughput"].items())
     windows = df[["model", "load", "window_start", "window_end"]].copy()
     windows["grafana range"] = [
         f"from={_ms(a)}&to={_ms(b)}"
