@@ -50,13 +50,15 @@ def env() -> dict:
     return {**os.environ, "PATH": path, "PYTHONPATH": str(ROOT / "src")}
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 600, extra_env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         snakemake_cmd(workdir) + list(args),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env(),
+        env={**env(), **(extra_env or {})},
         cwd=workdir,
     )
 

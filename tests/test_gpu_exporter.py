@@ -1,10 +1,12 @@
 """The GPU exporter on a machine without a GPU: it runs, says so, and stops on SIGTERM."""
 
+import os
 import signal
 import subprocess
 import sys
 import urllib.request
 
+from conftest import ROOT
 from llmsweep.util import free_port, http_ok, wait_until
 
 
@@ -30,4 +32,33 @@ def test_without_gpu_reports_zero_gpus_and_an_error_and_exits_cleanly():
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_with_a_gpu_reports_each_dcgm_field_and_promtool_accepts_it():
+    """No GPU exists here: NVML is the simulated one of tests/fakes/nvml (one GPU); the
+    exporter code that reads it is the real one."""
+    port = free_port("127.0.0.1")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'fakes' / 'nvml'}:{ROOT / 'src'}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmsweep.metrics.gpu_exporter", "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_until(lambda: http_ok(url), 30, "the GPU exporter")
+        with urllib.request.urlopen(url) as resp:
+            text = resp.read().decode()
+        assert "llmsweep_gpus 1.0" in text and 'llmsweep_gpu_exporter_error{reason=""} 0.0' in text
+        for field in ("GPU_UTIL", "FB_USED", "FB_FREE", "POWER_USAGE", "GPU_TEMP", "SM_CLOCK"):
+            line = next(x for x in text.splitlines() if x.startswith(f"DCGM_FI_DEV_{field}{{"))
+            assert 'gpu="0"' in line and 'model_name="Simulated GPU"' in line, line
+        assert "DCGM_FI_DEV_FB_USED{" in text and "} 4096.0" in text  # 4 GiB of 16, in MiB
+        check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                               capture_output=True)  # fmt: skip
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

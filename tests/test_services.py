@@ -179,6 +179,15 @@ def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
     assert scraped('node_load1{exporter="node",role="pushgateway"}')
     gpus = scraped('llmsweep_gpus{exporter="gpu"}')
     assert gpus[0]["value"][1] == "0"  # no GPU here, and it says so
+
+    def targets(role):
+        _, body = http_json(f"{prom['url']}/api/v1/targets")
+        return [t for t in body["data"]["activeTargets"] if t["labels"].get("role") == role]
+
+    assert {t["labels"].get("exporter") for t in targets("pushgateway")} >= {"node", "gpu"}
+    inst = ctl.instance("pushgateway")
+    ctl.backend_of(inst).stop(inst)  # the service alone; Prometheus goes on
+    wait_until(lambda: not targets("pushgateway"), 60, "its targets to leave Prometheus", 1)
     ctl.stop_all()
     assert not pid_alive(gw["pid"])
     assert not (paths.targets / "service-node-pushgateway.json").exists()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 from llmsweep.engines import openai
+from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller
 from llmsweep.services.local import LocalBackend
 from llmsweep.services.slurm import SlurmBackend, merge_infrastructure
-from llmsweep.util import read_json, wait_until, write_json_atomic
+from llmsweep.util import read_json, wait_until, write_atomic, write_json_atomic
 
 ROLES = {
     "pushgateway": "pushgateway",
@@ -60,6 +61,7 @@ def acquire(
     paths = RunPaths(cfg["run"], results)
     if service == "llm_server" and cfg["engine"] == "openai":
         lease = external_server(cfg, model)
+        definitions.external_target(cfg, paths, model)
         write_json_atomic(lease_path, lease)
         return lease
     deps = {}
@@ -82,4 +84,13 @@ def acquire(
     lease = Controller(paths, runner).ensure(spec)
     lease["point_lease"] = lease_path
     write_json_atomic(lease_path, lease)
+    if service == "prometheus" and lease["status"] == "started":
+        announce(cfg, paths, lease["url"], remote=backend == "slurm")
     return lease
+
+
+def announce(cfg: dict, paths: RunPaths, prometheus_url: str, remote: bool) -> None:
+    """Say on the workflow's output, and in monitoring/ACCESS.txt, how to watch the run."""
+    text = grafana.access_text(cfg, paths, prometheus_url, remote)
+    write_atomic(paths.monitoring / "ACCESS.txt", text)
+    print("".join(f"llmsweep: {line}\n" for line in text.splitlines()), end="", flush=True)

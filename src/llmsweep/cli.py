@@ -7,7 +7,7 @@ import json
 import sys
 
 from llmsweep import config as configuration
-from llmsweep.paths import RunPaths
+from llmsweep.paths import RunPaths, run_name
 
 
 def _runs(args) -> list[str]:
@@ -99,6 +99,21 @@ def cmd_install_model(args) -> int:
     return 0
 
 
+def cmd_monitor(args) -> int:
+    from llmsweep.monitoring.reopen import ReopenError, serve
+
+    paths = RunPaths(args.run, args.results)
+    if not paths.root.is_dir():
+        print(f"llmsweep: no run {args.run!r} under {args.results}", file=sys.stderr)
+        return 2
+    try:
+        serve(paths, args.host, args.port)
+    except ReopenError as exc:
+        print(f"llmsweep: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmsweep", description=__doc__)
     parser.add_argument("--results", default="results", help="results folder (default: results)")
@@ -137,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_check_config)
     p = sub.add_parser("config-docs", help="print config/README.md, made from the schema")
     p.set_defaults(func=cmd_config_docs)
+    p = sub.add_parser("monitor", help="reopen a finished run's Prometheus data")
+    p.add_argument("run", type=run_name, help="the run")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.set_defaults(func=cmd_monitor)
     p = sub.add_parser("install-model", help="write the demo model's GGUF file")
     p.set_defaults(func=cmd_install_model)
 

@@ -6,6 +6,15 @@ import hashlib
 import re
 from pathlib import Path
 
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as config/schema.yaml's run
+
+
+def run_name(text: str) -> str:
+    """`text` if it is a valid run name (no path separators, no leading dot), else ValueError."""
+    if not RUN_NAME.match(text):
+        raise ValueError(f"invalid run name {text!r}: letters, digits, '.', '_', '-' only")
+    return text
+
 
 def model_slug(model: str) -> str:
     """`llama3.2:1b` -> `llama3.2_1b`; a short hash keeps distinct names distinct."""

@@ -1,7 +1,9 @@
 """A small GPU exporter on nvidia-ml-py, for sites without DCGM's exporter.
 
-Its metrics carry DCGM exporter names (DCGM_FI_DEV_*, same units and gpu/UUID/modelName/
-Hostname labels), so one dashboard serves both. Without a GPU or driver it still runs,
+Its metrics carry DCGM exporter names (DCGM_FI_DEV_*, same units, same gpu label), so one
+dashboard serves both; DCGM's camelCase labels (UUID, modelName, Hostname) are written in
+snake_case (uuid, model_name, hostname), which Prometheus's linter (promtool check metrics)
+asks for. Without a GPU or driver it still runs,
 reports llmsweep_gpus 0 and llmsweep_gpu_exporter_error 1 with the reason, and never
 crashes; NVML is read at scrape time, each GPU call guarded.
 
@@ -25,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - nvidia-ml-py is a dependency
     pynvml = None
 
-LABELS = ["gpu", "UUID", "modelName", "Hostname"]
+LABELS = ["gpu", "uuid", "model_name", "hostname"]
 # name -> (help, function of (pynvml, handle) giving the value in DCGM's unit)
 FIELDS = {
     "DCGM_FI_DEV_GPU_UTIL": ("GPU utilisation (%)",

@@ -26,5 +26,7 @@ def gpu_info(target_file: str | Path) -> dict:
             elif sample.name == "llmsweep_gpu_exporter_error" and sample.value:
                 info["error"] = sample.labels.get("reason")
             elif sample.name == "DCGM_FI_DEV_FB_FREE":
-                info["models"].append(sample.labels.get("modelName"))
+                info["models"].append(
+                    sample.labels.get("model_name") or sample.labels.get("modelName")
+                )
     return info

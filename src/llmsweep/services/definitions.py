@@ -5,14 +5,16 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
 from llmsweep.config import DEMO_MODEL
 from llmsweep.engines import llama_cpp, ollama
 from llmsweep.models import demo_model_file
+from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths, model_slug
-from llmsweep.util import write_atomic
+from llmsweep.util import write_atomic, write_json_atomic
 
 
 class MissingProgram(RuntimeError):
@@ -59,10 +61,15 @@ def exporters(cfg: dict, paths: RunPaths, key: str, role: str, gpu: bool) -> lis
             "labels": {**labels, "exporter": "node"},
         })  # fmt: skip
     if gpu and mon["gpu_exporter"]:
+        if mon["gpu_exporter_kind"] == "dcgm":
+            argv = list(mon["dcgm_exporter"])
+            _program(argv[0])
+        else:
+            argv = [sys.executable, "-m", "llmsweep.metrics.gpu_exporter",
+                    "--host", "{host}", "--port", "{port}"]  # fmt: skip
         out.append({
             "name": "GPU exporter",
-            "argv": [sys.executable, "-m", "llmsweep.metrics.gpu_exporter",
-                     "--host", "{host}", "--port", "{port}"],
+            "argv": argv,
             "file": str(paths.targets / f"service-gpu-{key}.json"),
             "labels": {**labels, "exporter": "gpu"},
         })  # fmt: skip
@@ -116,13 +123,31 @@ def prometheus(cfg: dict, paths: RunPaths) -> dict:
         _program("prometheus"),
         f"--config.file={conf.resolve()}",
         f"--storage.tsdb.path={data.resolve()}",
+        "--storage.tsdb.retention.time=100y",  # the run's data is kept, reopened later
         "--web.listen-address={host}:{port}",
         "--web.enable-lifecycle",
     ]
     spec["ready"] = {"kind": "http", "path": "/-/ready"}
     labels = {"run": cfg["run"], "role": "prometheus"}
     spec["targets"] = [_target(paths, "service-prometheus", labels)]
+    ui = grafana.sidecar(cfg, paths)
+    spec["sidecars"] = [ui] if ui else []
     return spec
+
+
+def external_target(cfg: dict, paths: RunPaths, model: str) -> Path | None:
+    """Register the metrics of an OpenAI-compatible server llmsweep does not run (vLLM's
+    /metrics) when engines.openai.metrics_path is set; return the target file."""
+    ocfg = cfg["engines"]["openai"]
+    if not ocfg["metrics_path"]:
+        return None
+    url = urlsplit(ocfg["base_url"])
+    labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": "openai",
+              "__metrics_path__": ocfg["metrics_path"], "__scheme__": url.scheme}  # fmt: skip
+    path = paths.targets / f"service-llm_server.{model_slug(model)}.json"
+    paths.targets.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, [{"targets": [url.netloc], "labels": labels}])
+    return path
 
 
 def model_file(cfg: dict, model: str) -> Path:

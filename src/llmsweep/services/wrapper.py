@@ -31,9 +31,10 @@ def log(msg: str) -> None:
     print(f"[llmsweep wrapper {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def substitute(argv: list[str], host: str, port: int) -> list[str]:
-    """Fill `{host}` and `{port}` in each argument; no shell is involved."""
-    return [a.replace("{host}", host).replace("{port}", str(port)) for a in argv]
+def substitute(argv: list[str], host: str, port: int, service_url: str = "") -> list[str]:
+    """Fill `{host}`, `{port}` and `{service_url}` in each argument; no shell is involved."""
+    return [a.replace("{host}", host).replace("{port}", str(port))
+            .replace("{service_url}", service_url) for a in argv]  # fmt: skip
 
 
 def _remove(path: str | Path) -> None:
@@ -103,10 +104,17 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
         _history(spec, "stopped")
         for proc in sidecars:
             proc.terminate()
-        for target in spec.get("targets", []) + spec.get("sidecars", []):
+        exporters = [s for s in spec.get("sidecars", []) if "file" in s]
+        for target in spec.get("targets", []) + exporters:
             try:
                 if read_json(target["file"])[0]["labels"].get("instance_id") == spec["instance"]:
                     _remove(target["file"])
+            except (OSError, ValueError, LookupError):
+                pass
+        for sidecar in spec.get("sidecars", []):
+            try:
+                if read_json(sidecar["access_file"])["instance_id"] == spec["instance"]:
+                    _remove(sidecar["access_file"])
             except (OSError, ValueError, LookupError):
                 pass
         try:
@@ -143,6 +151,11 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
             os._exit(1)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+    # Sidecars first: whoever sees the endpoint also finds their files (Grafana's URL).
+    for sidecar in spec.get("sidecars", []):
+        proc = start_sidecar(sidecar, host, spec["instance"], url)
+        if proc is not None:
+            sidecars.append(proc)
     endpoint["ready_at"] = time.time()
     write_json_atomic(spec["endpoint_file"], endpoint)
     _history(spec, "ready", url=url)
@@ -150,8 +163,6 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
         labels = {**target.get("labels", {}), "__metrics_path__": target.get("path", "/metrics"),
                   "instance_id": spec["instance"]}  # fmt: skip
         write_json_atomic(target["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
-    for sidecar in spec.get("sidecars", []):
-        sidecars.append(start_sidecar(sidecar, host, spec["instance"]))
     log(f"ready at {url}")
     while True:
         time.sleep(WATCH_INTERVAL_S)
@@ -167,19 +178,30 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
             stop_group(server_pid, tidy)
 
 
-def start_sidecar(sidecar: dict, host: str, spec_instance: str) -> subprocess.Popen:
-    """An exporter beside the service (same node, same process group): start it on a free
-    port and register its file_sd target, labelled with the node and the job."""
-    port = free_port(host)
-    proc = subprocess.Popen(substitute(sidecar["argv"], host, port), stdin=subprocess.DEVNULL)
-    labels = {
-        **sidecar["labels"],
-        "node": socket.gethostname(),
-        "job_id": os.environ.get("SLURM_JOB_ID", ""),
-        "instance_id": spec_instance,
-        "__metrics_path__": "/metrics",
-    }
-    write_json_atomic(sidecar["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
+def start_sidecar(
+    sidecar: dict, host: str, spec_instance: str, service_url: str
+) -> subprocess.Popen | None:
+    """A process beside the service (same node, same process group): an exporter, whose
+    file_sd target it registers, labelled with the node and the job; or Grafana, whose
+    address it writes to its access file. None when its fixed port is taken."""
+    port = sidecar.get("port") or free_port(host)
+    if sidecar.get("port") and not port_is_free(host, port):
+        log(f"{sidecar['name']}: port {port} on {host} is already in use; not started")
+        return None
+    env = {**os.environ, **{k: substitute([v], host, port, service_url)[0]
+                            for k, v in sidecar.get("env", {}).items()}}  # fmt: skip
+    out = open(sidecar["log"], "ab") if sidecar.get("log") else None  # noqa: SIM115
+    proc = subprocess.Popen(substitute(sidecar["argv"], host, port, service_url),
+                            stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)  # fmt: skip
+    where = {"node": socket.gethostname(), "job_id": os.environ.get("SLURM_JOB_ID", ""),
+             "instance_id": spec_instance}  # fmt: skip
+    if "file" in sidecar:
+        labels = {**sidecar["labels"], **where, "__metrics_path__": "/metrics"}
+        write_json_atomic(sidecar["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
+    if "access_file" in sidecar:
+        access = {"url": f"http://{host}:{port}", "host": host, "port": port, **where,
+                  **sidecar.get("access", {}), "pid": proc.pid}  # fmt: skip
+        write_json_atomic(sidecar["access_file"], access)
     log(f"{sidecar['name']} on {host}:{port}")
     return proc
 

@@ -1,0 +1,260 @@
+"""The Grafana dashboards and Grafana's own files, proven without a Grafana server (none can
+be installed here): the committed JSON is what the code builds, validates against the
+dashboard JSON Schema, parses back with the SDK; every query passes promtool and returns
+data from a real run's Prometheus; Grafana's config and command are checked as text, and a
+stand-in program (tests/fakes/bin/grafana) shows the service wrapper starts and stops it."""
+
+import configparser
+import json
+import math
+import os
+import stat
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from conftest import ROOT
+from helpers import snakemake, write_config
+from llmsweep import config as configuration
+from llmsweep.monitoring import dashboards, grafana
+from llmsweep.monitoring.reopen import prometheus as reopened_prometheus
+from llmsweep.monitoring.reopen import run_window
+from llmsweep.paths import RunPaths
+from llmsweep.services import definitions
+from llmsweep.services.controller import Controller
+from llmsweep.services.local import LocalBackend, pid_alive
+from llmsweep.util import http_json, wait_until
+
+FAKES = ROOT / "tests" / "fakes"
+SCHEMA = ROOT / "src" / "llmsweep" / "monitoring" / "dashboard.jsonschema.json"
+BOARDS = sorted((ROOT / "src" / "llmsweep" / "monitoring" / "dashboards").glob("*.json"))
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def substituted(expr: str, run: str, rate_window: str = "1m") -> str:
+    """A panel query as Grafana sends it: the run chosen, every multi-value variable at
+    'all', $__rate_interval at a fixed window."""
+    expr = expr.replace("$__rate_interval", rate_window).replace("$run", run)
+    for var in ("$model", "$engine", "$node"):
+        expr = expr.replace(var, ".*")
+    assert "$" not in expr, expr
+    return expr
+
+
+def test_there_is_one_dashboard_per_concern_and_the_committed_json_is_what_the_code_builds():
+    assert [p.stem for p in BOARDS] == sorted(dashboards.BUILDERS)
+    for path in BOARDS:
+        assert path.read_text() == dashboards.render(path.stem), (
+            f"{path.name} is stale: run python -m llmsweep.monitoring.dashboards"
+        )
+
+
+def test_dashboards_validate_against_the_schema_and_parse_back_with_the_sdk():
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    validator = jsonschema.Draft7Validator(load(SCHEMA))
+    for path in BOARDS:
+        board = load(path)
+        errors = [
+            f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(board)
+        ]
+        assert not errors, (path.name, errors[:5])
+        back = Dashboard.from_json(board)
+        assert back.uid == path.stem and back.title.startswith("llmsweep: ")
+        titles = [p["title"] for p in board["panels"] if p["type"] != "row"]
+        assert len(titles) == len(set(titles)) >= 5, titles
+        for panel in board["panels"]:
+            if panel["type"] != "row":
+                assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+                assert panel["targets"] and panel.get("description"), panel["title"]
+    # The schema does reject what Grafana would not load.
+    broken = load(BOARDS[0])
+    broken["panels"][1]["gridPos"] = {"h": "tall"}
+    assert list(validator.iter_errors(broken))
+
+
+def _rules(exprs: list[str]) -> str:
+    rules = [{"record": f"llmsweep:check_{i}", "expr": e} for i, e in enumerate(exprs)]
+    return yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]})
+
+
+def test_every_expression_passes_promtool_check_rules(tmp_path):
+    exprs = [substituted(e, "t") for b in BOARDS for _, e in dashboards.expressions(load(b))]
+    assert len(exprs) > 30
+    rules = tmp_path / "rules.yml"
+    rules.write_text(_rules(exprs))
+    check = subprocess.run(["promtool", "check", "rules", str(rules)],
+                           capture_output=True, text=True)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in check.stdout
+    rules.write_text(_rules(["sum by (model (up)"]))  # and a broken one is caught
+    check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True)
+    assert check.returncode != 0
+
+
+@pytest.fixture(scope="module")
+def monitored_run(tmp_path_factory):
+    """A real sweep with every monitoring part on: Pushgateway, Prometheus, node exporters
+    beside the LLM server and the client service, and the GPU exporter reading a simulated
+    NVML (no GPU here). Grafana is not installed here: the run must say so and go on."""
+    workdir = tmp_path_factory.mktemp("monitored")
+    write_config(workdir, sweep={"clients": [1, 2], "requests_per_client": 6},
+                 workload={"max_tokens": 24})  # fmt: skip
+    pythonpath = f"{FAKES / 'nvml'}:{ROOT / 'src'}"
+    proc = snakemake(workdir, extra_env={"PYTHONPATH": pythonpath})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return workdir, proc.stdout + proc.stderr
+
+
+@pytest.mark.e2e
+def test_the_run_says_how_to_reach_its_monitoring(monitored_run):
+    workdir, out = monitored_run
+    assert "llmsweep: Grafana: not started (grafana is not installed)" in out, out[-3000:]
+    assert "llmsweep: Prometheus: http://127.0.0.1:" in out
+    access = (workdir / "results" / "t" / "monitoring" / "ACCESS.txt").read_text()
+    assert "Prometheus: http://127.0.0.1:" in access and "ssh" not in access  # local run
+
+
+@pytest.mark.e2e
+def test_every_panel_query_returns_data_for_the_run(monitored_run):
+    workdir, _ = monitored_run
+    paths = RunPaths("t", workdir / "results")
+    start, end = run_window(paths)
+    with reopened_prometheus(paths) as url:
+        empty = []
+        for board in BOARDS:
+            for where, expr in dashboards.expressions(load(board)):
+                query = urllib.parse.urlencode({
+                    "query": substituted(expr, "t"), "start": start - 5, "end": end + 5,
+                    "step": 1})  # fmt: skip
+                status, body = http_json(f"{url}/api/v1/query_range?{query}", timeout=30)
+                assert status == 200 and body["status"] == "success", (where, body)
+                values = [float(v) for s in body["data"]["result"] for _, v in s["values"]]
+                if not any(math.isfinite(v) for v in values):
+                    empty.append(f"{board.stem}: {where}: {expr}")
+    assert not empty, "\n".join(empty)
+
+
+@pytest.mark.e2e
+def test_the_run_s_prometheus_data_is_kept_and_can_be_reopened(monitored_run):
+    workdir, _ = monitored_run
+    paths = RunPaths("t", workdir / "results")
+    with reopened_prometheus(paths) as url:
+        _, body = http_json(f"{url}/api/v1/query?query=count(llmsweep_point_requests)"
+                            f"&time={run_window(paths)[1] + 5}")  # fmt: skip
+        assert body["data"]["result"][0]["value"][1] == "2"  # both points pushed
+        _, targets = http_json(f"{url}/api/v1/targets")
+        assert targets["data"]["activeTargets"] == []  # reopened: it scrapes nothing
+
+
+def _cfg(tmp_path: Path, **grafana_cfg) -> tuple[dict, RunPaths]:
+    user = {"run": "g", "monitoring": {"scrape_interval_s": 1, "grafana": grafana_cfg}}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(user))
+    cfg = configuration.load(path)
+    return cfg, RunPaths("g", tmp_path / "results")
+
+
+def test_grafana_files_anonymous_off_and_a_per_run_password_with_mode_0600(tmp_path):
+    cfg, paths = _cfg(tmp_path, enabled=True, binary=str(FAKES / "bin" / "grafana"))
+    files = grafana.write_files(cfg, paths)
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(files["ini"])
+    assert ini["auth.anonymous"]["enabled"] == "false"
+    assert ini["users"]["allow_sign_up"] == "false"
+    assert ini["security"]["admin_password"] == f"$__file{{{files['password']}}}"
+    assert ini["paths"]["provisioning"] == str(grafana.directory(paths) / "provisioning")
+    assert "http_addr" not in ini["server"]  # from the environment, set by the wrapper
+    secret = files["password"].read_text()
+    assert len(secret) >= 32 and secret not in files["ini"].read_text()
+    assert stat.S_IMODE(files["password"].stat().st_mode) == 0o600
+    assert grafana.write_files(cfg, paths)["password"].read_text() == secret  # kept in a run
+    _, other = _cfg(tmp_path / "other", enabled=True)
+    assert (
+        grafana.ensure_password(grafana.directory(other) / "admin-password").read_text() != secret
+    )
+
+    ds = yaml.safe_load(files["datasource"].read_text())["datasources"][0]
+    assert ds["type"] == "prometheus" and ds["url"] == "$LLMSWEEP_PROMETHEUS_URL"
+    assert ds["uid"] == grafana.DATASOURCE_UID and ds["editable"] is False
+    prov = yaml.safe_load(files["dashboards"].read_text())["providers"][0]
+    folder = Path(prov["options"]["path"])
+    assert sorted(p.name for p in folder.glob("*.json")) == [p.name for p in BOARDS]
+    assert prov["allowUiUpdates"] is False
+
+
+def test_grafana_command_lines_native_and_apptainer(tmp_path):
+    fake = str(FAKES / "bin" / "grafana")
+    cfg, paths = _cfg(tmp_path, enabled=True, binary=fake, homepath="/opt/grafana")
+    argv, env = grafana.command(cfg, paths)
+    ini = str(grafana.directory(paths) / "grafana.ini")
+    assert argv == [fake, "server", "--homepath", "/opt/grafana", "--config", ini]
+    assert env == {"GF_SERVER_HTTP_ADDR": "{host}", "GF_SERVER_HTTP_PORT": "{port}",
+                   "LLMSWEEP_PROMETHEUS_URL": "{service_url}"}  # fmt: skip
+
+    image = tmp_path / "grafana.sif"
+    image.write_bytes(b"")
+    cfg, paths = _cfg(tmp_path, enabled=True, runtime="apptainer", apptainer=fake,
+                      image=str(image))  # fmt: skip
+    argv, env = grafana.command(cfg, paths)
+    gdir = str(grafana.directory(paths))
+    assert argv[:6] == [fake, "exec", "--cleanenv", "--no-home", "--bind", f"{gdir}:{gdir}"]
+    assert "--env" in argv and "GF_SERVER_HTTP_ADDR={host}" in argv and env == {}
+    assert argv[argv.index(str(image)) :] == [
+        str(image),
+        "grafana",
+        "server",
+        "--homepath",
+        "/usr/share/grafana",
+        "--config",
+        f"{gdir}/grafana.ini",
+    ]
+
+    cfg, paths = _cfg(tmp_path, enabled=True, binary="no-such-grafana")
+    with pytest.raises(grafana.GrafanaUnavailable, match="no-such-grafana is not installed"):
+        definitions.prometheus(cfg, paths)
+    cfg, paths = _cfg(tmp_path, binary="no-such-grafana")  # enabled: auto
+    assert definitions.prometheus(cfg, paths)["sidecars"] == []
+    assert grafana.unavailable_reason(cfg, paths) == "no-such-grafana is not installed"
+
+
+def test_grafana_runs_beside_prometheus_and_stops_with_it(tmp_path, monkeypatch, no_owner):
+    """The wrapper starts Grafana's command (the stand-in program: no Grafana server can be
+    installed here) with an explicit address, the Prometheus URL for the datasource, and no
+    secret on its command line; it is gone, with its access file, when Prometheus stops."""
+    record = tmp_path / "grafana-record.json"
+    monkeypatch.setenv("LLMSWEEP_FAKE_GRAFANA_RECORD", str(record))
+    cfg, paths = _cfg(tmp_path, enabled=True, binary=str(FAKES / "bin" / "grafana"))
+    ctl = Controller(paths, LocalBackend())
+    try:
+        prom = ctl.ensure(definitions.prometheus(cfg, paths))
+        access_file = grafana.directory(paths) / "access.json"
+        access = wait_until(lambda: access_file.exists() and load(access_file), 10, "access")
+        assert access["url"].startswith("http://127.0.0.1:") and access["user"] == "admin"
+        wait_until(lambda: record.exists() and record.stat().st_size, 30, "the stand-in")
+        seen = load(record)
+        assert seen["env"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
+        assert seen["env"]["GF_SERVER_HTTP_PORT"] == str(access["port"])
+        assert seen["env"]["LLMSWEEP_PROMETHEUS_URL"] == prom["url"]
+        secret = (grafana.directory(paths) / "admin-password").read_text()
+        assert not any(secret in a for a in seen["argv"]) and secret not in json.dumps(seen["env"])
+        assert wait_until(lambda: http_json(f"{access['url']}/api/health")[0] == 200, 10, "health")
+        from llmsweep.acquire import announce
+
+        announce(cfg, paths, prom["url"], remote=True)
+        text = (paths.monitoring / "ACCESS.txt").read_text()
+        port = access["port"]
+        assert f"ssh -N -L 3000:127.0.0.1:{port} " in text and "password in " in text
+    finally:
+        ctl.stop_all()
+    wait_until(lambda: not pid_alive(seen["pid"]), 15, "Grafana to stop")
+    assert not access_file.exists()
+    assert os.listdir(paths.targets) == []
