@@ -103,3 +103,48 @@ def follow(client, point_id: str) -> tuple[list[dict], dict]:
         if view["state"] != "running" and offset >= view["completed"]:
             return records, view
     raise AssertionError("point did not finish")
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # fmt: skip
+
+
+def chromium(playwright):
+    """Debian's headless Chromium, driven by Playwright (no browser download)."""
+    import shutil
+
+    path = shutil.which("chromium")
+    assert path, "Debian's chromium is not installed (bin/install --test)"
+    return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+
+
+class WebServer:
+    """`llmsweep web` in a subprocess: its URL (token included) from what it prints."""
+
+    def __init__(self, workdir: Path, *extra: str):
+        self.log = open(workdir / "web.log", "w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmsweep.cli", "web", "--port", "0",
+             "--workdir", str(workdir), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env(), cwd=workdir,
+        )  # fmt: skip
+
+        def url():
+            self.log.seek(0)
+            for line in self.log.read().splitlines():
+                if line.startswith("llmsweep web: open "):
+                    return line.removeprefix("llmsweep web: open ")
+            assert self.proc.poll() is None, self.output()
+            return None
+
+        self.url = wait_until(url, 60, "llmsweep web to start")
+        self.base, self.token = self.url.split("/?token=")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(30)

@@ -35,6 +35,11 @@ def test_recipe_infrastructure_overrides_the_llm_and_client_jobs():
     client = merge_infrastructure({}, infra, "client")
     assert client == {"slurm_account": "p200981", "slurm_partition": "cpu", "runtime": 2880}
     assert merge_infrastructure({"a": 1}, infra, "prometheus") == {"a": 1}
+    profile = {"slurm_partition": "gpu", "gpu": 1, "gpu_model": "a100"}
+    assert merge_infrastructure(profile, {"gpus": 2}, "llm_server") == {
+        "slurm_partition": "gpu", "gres": "gpu:2"}  # fmt: skip
+    assert merge_infrastructure({"gres": "gpu:1"}, {"gpus": 0}, "llm_server") == {}
+    assert merge_infrastructure({"gres": "gpu:1"}, {"gpus": 4}, "client") == {"gres": "gpu:1"}
 
 
 def test_service_argv_travels_as_arguments_never_through_a_shell(tmp_path):

@@ -114,6 +114,19 @@ def cmd_monitor(args) -> int:
     return 0
 
 
+def cmd_web(args) -> int:
+    import signal
+
+    from llmsweep.web.server import serve
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # stop like Ctrl-C: close the server and SSH
+    serve(args.host, args.port, args.workdir, args.workflow, args.known_hosts)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmsweep", description=__doc__)
     parser.add_argument("--results", default="results", help="results folder (default: results)")
@@ -157,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.set_defaults(func=cmd_monitor)
+    p = sub.add_parser("web", help="the web front end: configure, launch and watch sweeps")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: a free one)")
+    p.add_argument("--workdir", default=".", help="where runs' results go on this machine")
+    p.add_argument("--workflow", help="the llmsweep checkout (default: this package's)")
+    p.add_argument("--known-hosts", help="known_hosts for SSH targets (default ~/.ssh/known_hosts)")
+    p.set_defaults(func=cmd_web)
     p = sub.add_parser("install-model", help="write the demo model's GGUF file")
     p.set_defaults(func=cmd_install_model)
 

@@ -110,6 +110,32 @@ def prepare(cfg: dict) -> dict:
     return cfg
 
 
+def field_errors(cfg: dict) -> list[dict]:
+    """Every problem of `cfg` as {key, message}, key a dotted path without list indices (the
+    form field it belongs to); empty when valid, and then `cfg` has its defaults. The same
+    checks as prepare()."""
+
+    def split(exc: ConfigError) -> list[dict]:
+        text = str(exc).removeprefix("invalid config: ")
+        key = text.split(":", 1)[0].removeprefix("unknown key ")
+        return [{"key": re.sub(r"\[\d+\]", "", key), "message": text}]
+
+    try:
+        if "job" in cfg:
+            map_recipe(cfg)
+    except ConfigError as exc:
+        return split(exc)
+    errors = sorted(_Validator(load_schema()).iter_errors(cfg), key=lambda e: list(e.path))
+    if errors:
+        return [{"key": re.sub(r"\[\d+\]", "", _key_path(e.absolute_path)),
+                 "message": _describe(e)} for e in errors]  # fmt: skip
+    try:
+        _check_semantics(cfg)
+    except ConfigError as exc:
+        return split(exc)
+    return []
+
+
 def _check_semantics(cfg: dict) -> None:
     sweep, workload = cfg["sweep"], cfg["workload"]
     if not sweep["clients"] and not sweep["rates"]:
@@ -136,10 +162,22 @@ def _check_semantics(cfg: dict) -> None:
                 )
 
 
+def defaults_file() -> dict:
+    """config/config.yaml as written (not yet validated)."""
+    with open(DEFAULT_CONFIG_PATH) as f:
+        return yaml.safe_load(f) or {}
+
+
+def merged(user: dict) -> dict:
+    """config/config.yaml with `user` merged over it, as Snakemake's --configfile does."""
+    cfg = defaults_file()
+    _merge(cfg, copy.deepcopy(user))
+    return cfg
+
+
 def load(path: str | Path | None = None, overrides: dict | None = None) -> dict:
     """Read the default config, merge a config file and overrides, validate."""
-    with open(DEFAULT_CONFIG_PATH) as f:
-        cfg = yaml.safe_load(f) or {}
+    cfg = defaults_file()
     if path is not None:
         with open(path) as f:
             _merge(cfg, yaml.safe_load(f) or {})

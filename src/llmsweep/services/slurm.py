@@ -81,6 +81,11 @@ def merge_infrastructure(resources: dict, infra: dict, role: str) -> dict:
         out["runtime"] = _slurm_time_minutes(infra[f"{prefix}time"])
     if role == "llm_server" and infra.get("nodes"):
         out["nodes"] = infra["nodes"]
+    if role == "llm_server" and "gpus" in infra:
+        for key in ("gres", "gpu", "gpu_model"):
+            out.pop(key, None)
+        if infra["gpus"]:
+            out["gres"] = f"gpu:{infra['gpus']}"
     return out
 
 

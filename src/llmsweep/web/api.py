@@ -1,0 +1,184 @@
+"""JSON API of the web front end: config, target, runs (launch, progress, queue, files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from flask import Blueprint, current_app, jsonify, request
+
+from llmsweep.web.targets import LocalTarget, SshTarget, TargetError
+
+bp = Blueprint("api", __name__)
+STATUS = {0: 200, 2: 400, 3: 403, 4: 404, 5: 409}
+
+
+def state():
+    return current_app.extensions["llmsweep"]
+
+
+def target():
+    return state().target
+
+
+def reply(result, ok_status: int = 200):
+    """The remote operation's JSON with its status mapped to HTTP."""
+    body = result.json()
+    status = STATUS.get(result.status, 500)
+    if status == 500:
+        body = {"error": body.get("error") or result.stderr[-2000:] or "the operation failed"}
+    return jsonify(body), ok_status if status == 200 else status
+
+
+def body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+class BadRequest(Exception):
+    pass
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(exc):
+    return jsonify(error=str(exc)), 400
+
+
+@bp.errorhandler(TargetError)
+def target_error(exc):
+    return jsonify(error=str(exc)), 502
+
+
+@bp.errorhandler(404)
+def not_found(_):
+    return jsonify(error="no such API endpoint"), 404
+
+
+@bp.errorhandler(405)
+def not_allowed(_):
+    return jsonify(error="method not allowed"), 405
+
+
+def config_text(data: dict) -> str:
+    cfg = data.get("config")
+    if not isinstance(cfg, dict):
+        raise BadRequest("config: an object of config keys is required")
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+@bp.get("/defaults")
+def defaults():
+    return reply(target().call("defaults"))
+
+
+@bp.post("/validate")
+def validate():
+    text = config_text(body())
+    result = target().call("validate", stdin=text.encode())
+    if result.status:
+        return reply(result)
+    return jsonify({**result.json(), "yaml": text})
+
+
+@bp.get("/target")
+def get_target():
+    return jsonify(target().describe())
+
+
+@bp.post("/target")
+def set_target():
+    data = body()
+    kind = data.get("kind")
+    if kind == "local":
+        new = LocalTarget(current_app.config["WORKFLOW"], data.get("workdir") or ".")
+    elif kind == "ssh":
+        host = str(data.get("host") or "").strip()
+        if not host or host.startswith("-") or any(c.isspace() for c in host):
+            raise BadRequest("host: a host name or address is required")
+        try:
+            port = int(data.get("port") or 22)
+        except ValueError:
+            raise BadRequest("port: a number") from None
+        if not 0 < port < 65536:
+            raise BadRequest("port: 1 to 65535")
+        new = SshTarget(
+            host, port, user=data.get("user") or None, key_file=data.get("key_file") or None,
+            known_hosts=current_app.config["KNOWN_HOSTS"],
+            workflow=data.get("workflow") or "llmsweep", workdir=data.get("workdir") or None,
+            python=data.get("python") or None,
+        )  # fmt: skip
+        if data.get("upload"):
+            count = new.upload(Path(current_app.config["WORKFLOW"]))
+            state().swap(new)
+            return jsonify({**new.describe(), "uploaded": count})
+    else:
+        raise BadRequest("kind: local or ssh")
+    state().swap(new)
+    return jsonify(new.describe())
+
+
+@bp.get("/runs")
+def runs():
+    return reply(target().call("runs"))
+
+
+@bp.post("/runs")
+def launch():
+    data = body()
+    text = config_text(data)
+    run = str(data["config"].get("run") or "")
+    profile = str(data.get("profile") or "default")
+    return reply(target().call("launch", run, stdin=text.encode(), profile=profile), 201)
+
+
+@bp.get("/runs/<run>/progress")
+def progress(run):
+    return reply(target().call("progress", run))
+
+
+@bp.get("/runs/<run>/queue")
+def queue(run):
+    return reply(target().call("queue", run))
+
+
+@bp.post("/runs/<run>/jobs/<job>/cancel")
+def cancel(run, job):
+    return reply(target().call("cancel", run, job))
+
+
+@bp.post("/runs/<run>/stop")
+def stop(run):
+    return reply(target().call("stop", run))
+
+
+@bp.get("/runs/<run>/files")
+def files(run):
+    return reply(target().call("ls", run, request.args.get("path", "")))
+
+
+@bp.get("/runs/<run>/monitoring")
+def monitoring(run):
+    """Grafana (or Prometheus) of the run, reachable from this machine: through an SSH
+    tunnel on the target's connection when the run is on a cluster."""
+    result = target().call("monitoring", run)
+    if result.status:
+        return reply(result)
+    info = result.json()
+    out = {"grafana": None, "prometheus": None, "tunnel": target().kind == "ssh"}
+    if info.get("grafana"):
+        g = info["grafana"]
+        out["grafana"] = {
+            "url": target().forward(g["host"], g["port"]),
+            "user": g["user"],
+            "password_file": g["password_file"],
+            "remote_url": g["url"],
+        }
+    if info.get("prometheus"):
+        from urllib.parse import urlsplit
+
+        where = urlsplit(info["prometheus"])
+        out["prometheus"] = {"url": target().forward(where.hostname, where.port),
+                             "remote_url": info["prometheus"]}  # fmt: skip
+    return jsonify(out)
