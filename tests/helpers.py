@@ -3,6 +3,7 @@ checks every end-to-end test shares."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from conftest import ROOT, service_pids
-from llmsweep.services.local import _group_alive
+from llmsweep.services.local import _group_alive, pid_alive
 from llmsweep.util import wait_until
 
 BASE = {
@@ -148,3 +149,12 @@ class WebServer:
     def stop(self) -> int:
         self.proc.terminate()
         return self.proc.wait(30)
+
+
+def stop_launched_runs(workdir):
+    """Runs outlive the web server by design; a test stops any it left running."""
+    for info in (workdir / "results").glob("*/launch/driver.json"):
+        driver = json.loads(info.read_text())
+        if pid_alive(driver["pid"], driver.get("pid_start")):
+            os.kill(driver["pid"], signal.SIGTERM)
+            wait_until(lambda d=driver: not pid_alive(d["pid"]), 120, "the run to stop")

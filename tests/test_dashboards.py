@@ -258,3 +258,28 @@ def test_grafana_runs_beside_prometheus_and_stops_with_it(tmp_path, monkeypatch,
     wait_until(lambda: not pid_alive(seen["pid"]), 15, "Grafana to stop")
     assert not access_file.exists()
     assert os.listdir(paths.targets) == []
+
+
+def test_the_dcgm_exporter_can_replace_llmsweep_s(tmp_path):
+    cfg, paths = _cfg(tmp_path)
+    cfg["monitoring"]["gpu_exporter_kind"] = "dcgm"
+    cfg["monitoring"]["dcgm_exporter"] = ["no-such-dcgm-exporter", "--address", "{host}:{port}"]
+    with pytest.raises(definitions.MissingProgram, match="no-such-dcgm-exporter"):
+        definitions.exporters(cfg, paths, "llm_server.m", "llm_server", gpu=True)
+    fake = str(FAKES / "bin" / "grafana")  # any program that exists stands for the binary
+    cfg["monitoring"]["dcgm_exporter"] = [fake, "--address", "{host}:{port}"]
+    gpu = definitions.exporters(cfg, paths, "llm_server.m", "llm_server", gpu=True)[-1]
+    assert gpu["argv"] == [fake, "--address", "{host}:{port}"]
+    assert gpu["labels"]["exporter"] == "gpu" and gpu["labels"]["role"] == "llm_server"
+
+
+def test_an_external_openai_server_s_metrics_are_scraped_when_asked(tmp_path):
+    cfg, paths = _cfg(tmp_path)
+    cfg["engines"]["openai"]["base_url"] = "https://gpu07:8000"
+    assert definitions.external_target(cfg, paths, "org/model-7b") is None  # off by default
+    cfg["engines"]["openai"]["metrics_path"] = "/metrics"
+    target = load(definitions.external_target(cfg, paths, "org/model-7b"))[0]
+    assert target["targets"] == ["gpu07:8000"]
+    assert target["labels"]["__metrics_path__"] == "/metrics"
+    assert target["labels"]["__scheme__"] == "https"
+    assert target["labels"]["model"] == "org/model-7b" and target["labels"]["role"] == "llm_server"

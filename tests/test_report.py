@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from helpers import snakemake, write_config
+from helpers import chromium, snakemake, write_config
 from llmsweep.report.knee import knee
 from llmsweep.util import read_json
 
@@ -77,21 +77,9 @@ def test_metadata_says_what_ran(run_dir):
 def test_page_renders_in_headless_chromium(run_dir, artifacts):
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed (bin/install --test)"
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],  # fmt: skip
-        )
+        browser = chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from helpers import WebServer, chromium
+from helpers import WebServer, chromium, stop_launched_runs
 from llmsweep.util import wait_until
 
 
@@ -20,6 +20,7 @@ def web(tmp_path_factory):
     server = WebServer(workdir)
     yield server, workdir
     assert server.stop() == 0, server.output()
+    stop_launched_runs(workdir)
 
 
 def http(url: str, token: str | None = None, method: str = "GET", body=None,

@@ -91,8 +91,7 @@ class Runs:
         user = yaml.safe_load(text) or {}
         if user.get("run", run) != run:
             raise Failure(BAD, f"the config's run {user['run']!r} is not {run!r}")
-        if not PROFILE.match(profile) or not (self.workflow / "profiles" / profile).is_dir():
-            raise Failure(BAD, f"no profile {profile!r} in {self.workflow / 'profiles'}")
+        folder = self.profile(profile)
         if self.driver_alive(run):
             raise Failure(CONFLICT, f"run {run} is already running")
         ldir = self.launch_dir(run)
@@ -102,20 +101,35 @@ class Runs:
         argv = [sys.executable, "-m", "snakemake",
                 "--snakefile", str(self.workflow / "Snakefile"),
                 "--directory", str(self.workdir),
-                "--profile", str(self.workflow / "profiles" / profile),
+                "--profile", str(folder),
                 "--configfile", str(ldir / "config.yaml")]  # fmt: skip
         supervisor = [sys.executable, "-m", "llmsweep.web.remote",
                       "--workflow", str(self.workflow), "--workdir", str(self.workdir),
                       "supervise", run, "--", *argv]  # fmt: skip
+        # The environment's own programs first (an SSH session has a bare PATH).
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        }
         with open(ldir / "driver.log", "ab") as log:
             proc = subprocess.Popen(supervisor, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdout=log, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)  # fmt: skip
         info = {"pid": proc.pid, "pid_start": start_time(proc.pid),
                 "host": os.uname().nodename, "started_at": time.time(), "profile": profile,
                 "argv": argv}  # fmt: skip
         (ldir / "driver.json").write_text(json.dumps(info))
         return {"run": run, "pid": proc.pid}
+
+    def profile(self, name: str) -> Path:
+        """A profile by name: the site's own in <workdir>/profiles first, then the
+        workflow's (default, slurm)."""
+        if PROFILE.match(name):
+            for base in (self.workdir, self.workflow):
+                if (base / "profiles" / name / "config.yaml").is_file():
+                    return base / "profiles" / name
+        raise Failure(BAD, f"no profile {name!r} in {self.workdir / 'profiles'} or "
+                      f"{self.workflow / 'profiles'}")  # fmt: skip
 
     def supervise(self, run: str, argv: list[str]) -> int:
         """Run the workflow, pass SIGINT/SIGTERM on as Ctrl-C, record how it ended."""
