@@ -98,7 +98,11 @@ async function validate() {
   return body;
 }
 
+let connected = JSON.stringify(targetFields());
+
 document.getElementById("next").addEventListener("click", async () => {
+  // Leaving "Where" with other target fields than the connected ones: connect first.
+  if (step === 1 && JSON.stringify(targetFields()) !== connected && !(await connect())) return;
   const result = await validate();
   if (!result) return;
   const first = showErrors(result.errors);
@@ -136,6 +140,7 @@ async function connect() {
     statusLine.className = "status error";
     return false;
   }
+  connected = JSON.stringify(targetFields());
   statusLine.textContent = "connected: " + describe(body) + (body.uploaded ? ` (uploaded ${body.uploaded} files)` : "");
   document.getElementById("target-line").textContent = describe(body);
   return true;
