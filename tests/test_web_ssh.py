@@ -168,6 +168,9 @@ def test_tunnel_through_the_ssh_connection(sshd, tmp_path):
         with urllib.request.urlopen(f"{url}/hello.txt", timeout=30) as resp:
             assert resp.read() == b"through the tunnel"
         assert target.forward("127.0.0.1", httpd.server_address[1]) == url  # reused
+        target.client.get_transport().close()  # the connection drops: the next call reconnects
+        result = target.call("runs")
+        assert result.status == 0 and "runs" in result.json(), result.stderr
     finally:
         target.close()
         httpd.shutdown()

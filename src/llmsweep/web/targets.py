@@ -104,6 +104,13 @@ class SshTarget(Target):
         self.known_hosts = known_hosts or str(Path.home() / ".ssh" / "known_hosts")
         # Relative paths are relative to the remote user's home (where SSH commands start).
         super().__init__(workflow, workdir or workflow, python or f"{workflow}/.venv/bin/python")
+        self.keys = [str(Path(k).expanduser()) for k in keys]
+        self._lock = threading.Lock()
+        self._forwards: dict[tuple[str, int], str] = {}
+        self.client = self._connect()
+
+    def _connect(self):
+        paramiko = self.paramiko
         client = paramiko.SSHClient()
         try:
             client.load_host_keys(self.known_hosts)
@@ -112,9 +119,9 @@ class SshTarget(Target):
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(self.host, self.port, username=self.user,
-                           key_filename=[str(Path(k).expanduser()) for k in keys] or None,
-                           look_for_keys=not keys, allow_agent=True, timeout=15,
-                           banner_timeout=15, auth_timeout=15)  # fmt: skip
+                           key_filename=self.keys or None, look_for_keys=not self.keys,
+                           allow_agent=True, timeout=15, banner_timeout=15,
+                           auth_timeout=15)  # fmt: skip
         except paramiko.BadHostKeyException:
             raise TargetError(
                 f"the host key of {self.host}:{self.port} does NOT match the one in "
@@ -133,9 +140,7 @@ class SshTarget(Target):
             raise TargetError(f"SSH to {self.host}:{self.port} failed: {exc}") from None
         except OSError as exc:
             raise TargetError(f"cannot reach {self.host}:{self.port}: {exc}") from None
-        self.client = client
-        self._lock = threading.Lock()
-        self._forwards: dict[tuple[str, int], str] = {}
+        return client
 
     @staticmethod
     def _ssh_config(host: str, path: str | None) -> dict:
@@ -149,10 +154,23 @@ class SshTarget(Target):
     def describe(self):
         return {**super().describe(), "host": self.host, "port": self.port, "user": self.user}
 
+    def _transport(self):
+        """The connection's transport; connect again (same checks) if it dropped."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            with self._lock:
+                transport = self.client.get_transport()
+                if transport is None or not transport.is_active():
+                    self.client.close()
+                    self.client = self._connect()
+                    self._forwards.clear()
+                    transport = self.client.get_transport()
+        return transport
+
     def call(self, op, *args, stdin=b"", timeout=120, **options):
         command = shlex.join(self.argv(op, *args, **options))
         try:
-            chan = self.client.get_transport().open_session(timeout=15)
+            chan = self._transport().open_session(timeout=15)
             chan.settimeout(timeout)
             chan.exec_command(command)
             if stdin:
@@ -214,7 +232,7 @@ class SshTarget(Target):
             listener = socket.create_server(("127.0.0.1", 0))
             url = f"http://127.0.0.1:{listener.getsockname()[1]}"
             self._forwards[(host, port)] = url
-        transport = self.client.get_transport()
+        transport = self._transport()
 
         def pump(conn: socket.socket) -> None:
             try:
