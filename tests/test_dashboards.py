@@ -177,7 +177,7 @@ def test_grafana_files_anonymous_off_and_a_per_run_password_with_mode_0600(tmp_p
     assert len(secret) >= 32 and secret not in files["ini"].read_text()
     assert stat.S_IMODE(files["password"].stat().st_mode) == 0o600
     assert grafana.write_files(cfg, paths)["password"].read_text() == secret  # kept in a run
-    _, other = _cfg(tmp_path / "other", enabled=True)
+    _, other = _cfg(tmp_path / "other")
     assert (
         grafana.ensure_password(grafana.directory(other) / "admin-password").read_text() != secret
     )
@@ -218,9 +218,14 @@ def test_grafana_command_lines_native_and_apptainer(tmp_path):
         f"{gdir}/grafana.ini",
     ]
 
-    cfg, paths = _cfg(tmp_path, enabled=True, binary="no-such-grafana")
-    with pytest.raises(grafana.GrafanaUnavailable, match="no-such-grafana is not installed"):
-        definitions.prometheus(cfg, paths)
+    # Required and missing: the config is refused before any job starts, naming the key.
+    with pytest.raises(
+        configuration.ConfigError,
+        match="monitoring.grafana.enabled: true, but no-such-grafana is not",
+    ):
+        _cfg(tmp_path, enabled=True, binary="no-such-grafana")
+    with pytest.raises(configuration.ConfigError, match="monitoring.grafana.image None"):
+        _cfg(tmp_path, enabled=True, runtime="apptainer", apptainer=fake)
     cfg, paths = _cfg(tmp_path, binary="no-such-grafana")  # enabled: auto
     assert definitions.prometheus(cfg, paths)["sidecars"] == []
     assert grafana.unavailable_reason(cfg, paths) == "no-such-grafana is not installed"

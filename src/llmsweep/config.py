@@ -146,6 +146,16 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(f"workload.prompt_file: {path} is not a readable file")
         if path.suffix not in (".jsonl", ".csv"):
             raise ConfigError(f"workload.prompt_file: {path} is neither .jsonl nor .csv")
+    grafana = cfg["monitoring"]["grafana"]
+    if grafana["enabled"] is True:
+        from llmsweep.monitoring.grafana import GrafanaUnavailable, find_program
+
+        try:
+            find_program(grafana)
+        except GrafanaUnavailable as exc:
+            raise ConfigError(
+                f"monitoring.grafana.enabled: true, but {exc} (auto goes on without Grafana)"
+            ) from None
     engine = cfg["engine"]
     if engine == "openai" and not cfg["engines"]["openai"]["base_url"]:
         raise ConfigError("engines.openai.base_url: required when engine is openai")

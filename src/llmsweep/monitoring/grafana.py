@@ -156,6 +156,26 @@ def _homepath(gcfg: dict, binary: str) -> str:
     return str(Path(binary).resolve().parent.parent)
 
 
+def find_program(gcfg: dict) -> str:
+    """The program that runs Grafana (grafana, or apptainer with an existing image);
+    GrafanaUnavailable says what is missing."""
+    if gcfg["runtime"] == "apptainer":
+        apptainer = shutil.which(gcfg["apptainer"])
+        if not apptainer:
+            raise GrafanaUnavailable(f"{gcfg['apptainer']} is not installed")
+        image = gcfg["image"]
+        if not image or not Path(image).exists():
+            raise GrafanaUnavailable(
+                f"monitoring.grafana.image {image!r} does not exist (build one with "
+                f"'{gcfg['apptainer']} build grafana.sif docker://grafana/grafana-oss')"
+            )
+        return apptainer
+    binary = shutil.which(gcfg["binary"])
+    if not binary:
+        raise GrafanaUnavailable(f"{gcfg['binary']} is not installed")
+    return binary
+
+
 def command(cfg: dict, paths: RunPaths) -> tuple[list[str], dict[str, str]]:
     """Grafana's argv and environment; {host}, {port} (Grafana's) and {service_url} (the
     Prometheus beside it) are filled in by the service wrapper. Raises GrafanaUnavailable
@@ -168,27 +188,17 @@ def command(cfg: dict, paths: RunPaths) -> tuple[list[str], dict[str, str]]:
         "GF_SERVER_HTTP_PORT": "{port}",
         "LLMSWEEP_PROMETHEUS_URL": "{service_url}",
     }
+    program = find_program(gcfg)
     if gcfg["runtime"] == "apptainer":
-        apptainer = shutil.which(gcfg["apptainer"])
-        if not apptainer:
-            raise GrafanaUnavailable(f"{gcfg['apptainer']} is not installed")
         image = gcfg["image"]
-        if not image or not Path(image).exists():
-            raise GrafanaUnavailable(
-                f"monitoring.grafana.image {image!r} does not exist (build one with "
-                f"'{gcfg['apptainer']} build grafana.sif docker://grafana/grafana-oss')"
-            )
-        argv = [apptainer, "exec", "--cleanenv", "--no-home", "--bind", f"{gdir}:{gdir}"]
+        argv = [program, "exec", "--cleanenv", "--no-home", "--bind", f"{gdir}:{gdir}"]
         for key, value in env.items():
             argv += ["--env", f"{key}={value}"]
         argv += [image, "grafana", "server", "--homepath", gcfg["homepath"] or IMAGE_HOME,
                  "--config", ini]  # fmt: skip
         return argv, {}
-    binary = shutil.which(gcfg["binary"])
-    if not binary:
-        raise GrafanaUnavailable(f"{gcfg['binary']} is not installed")
-    sub = [] if Path(binary).name == "grafana-server" else ["server"]  # Grafana < 10 vs >= 10
-    return [binary, *sub, "--homepath", _homepath(gcfg, binary), "--config", ini], env
+    sub = [] if Path(program).name == "grafana-server" else ["server"]  # Grafana < 10 vs >= 10
+    return [program, *sub, "--homepath", _homepath(gcfg, program), "--config", ini], env
 
 
 def sidecar(cfg: dict, paths: RunPaths) -> dict | None:
