@@ -110,6 +110,10 @@ def test_browser_fills_the_form_launches_and_watches_the_sweep_to_the_report(web
         assert "run: webrun" in saved and "- 2" in saved
         page.click("#launch")
         page.wait_for_url("**/runs/webrun")
+        expect(page.locator("#state")).to_have_text("running")
+        # While the run goes, its Prometheus is linked (Grafana is not installed here).
+        link = page.locator("a.monitoring-link")
+        expect(link).to_contain_text("Prometheus: http://127.0.0.1:", timeout=120_000)
         shot(page, artifacts, "2-running")
         # The page polls while the run goes; it ends finished, or failed/stopped (then fail).
         ended = re.compile(r"^(finished|failed|stopped|error)")
