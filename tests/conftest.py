@@ -31,6 +31,19 @@ def alive_pids(pids) -> list[int]:
     return [p for p in pids if pid_alive(p)]
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """The single-node SLURM cluster of tests/slurm/cluster.sh, for one test module."""
+    import subprocess
+
+    if os.environ.get("LLMSWEEP_SKIP_SLURM"):
+        pytest.skip("LLMSWEEP_SKIP_SLURM is set")
+    script = str(ROOT / "tests" / "slurm" / "cluster.sh")
+    subprocess.run([script, "start"], check=True, timeout=900)
+    yield
+    subprocess.run([script, "stop"], timeout=300)
+
+
 @pytest.fixture()
 def no_owner(monkeypatch):
     monkeypatch.delenv("LLMSWEEP_DRIVER_PID", raising=False)

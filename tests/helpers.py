@@ -120,6 +120,12 @@ def chromium(playwright):
     return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
 
 
+def collect_errors(page, errors: list) -> None:
+    """Record the page's script errors and console errors into `errors`."""
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+
 class WebServer:
     """`llmsweep web` in a subprocess: its URL (token included) from what it prints."""
 

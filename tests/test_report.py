@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from helpers import chromium, snakemake, write_config
+from helpers import chromium, collect_errors, snakemake, write_config
 from llmsweep.report.knee import knee
 from llmsweep.util import read_json
 
@@ -81,8 +81,7 @@ def test_page_renders_in_headless_chromium(run_dir, artifacts):
     with sync_playwright() as p:
         browser = chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        collect_errors(page, errors)
         page.goto((run_dir / "report" / "index.html").as_uri())
         images = page.evaluate(
             "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])"

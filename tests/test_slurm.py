@@ -16,16 +16,6 @@ from llmsweep.util import read_json, wait_until
 from slurm.testprofile import write_test_profile
 
 pytestmark = pytest.mark.slurm
-CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    if os.environ.get("LLMSWEEP_SKIP_SLURM"):
-        pytest.skip("LLMSWEEP_SKIP_SLURM is set")
-    subprocess.run([str(CLUSTER), "start"], check=True, timeout=900)
-    yield
-    subprocess.run([str(CLUSTER), "stop"], timeout=300)
 
 
 def write_config(workdir: Path, clients=(1, 2), requests=2) -> None:

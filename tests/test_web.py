@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from helpers import WebServer, chromium, stop_launched_runs
+from helpers import WebServer, chromium, collect_errors, stop_launched_runs
 from llmsweep.util import wait_until
 
 
@@ -79,8 +79,7 @@ def test_browser_fills_the_form_launches_and_watches_the_sweep_to_the_report(web
     with sync_playwright() as p:
         browser = chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        collect_errors(page, errors)
         page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400
                 else None)  # fmt: skip
         page.goto(server.url)

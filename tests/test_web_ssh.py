@@ -26,18 +26,8 @@ from llmsweep.web.targets import SshTarget, TargetError
 from slurm.testprofile import write_test_profile
 
 pytestmark = pytest.mark.slurm
-CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 SSHD = "/usr/sbin/sshd"
 RUN = "sshrun"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    if os.environ.get("LLMSWEEP_SKIP_SLURM"):
-        pytest.skip("LLMSWEEP_SKIP_SLURM is set")
-    subprocess.run([str(CLUSTER), "start"], check=True, timeout=900)
-    yield
-    subprocess.run([str(CLUSTER), "stop"], timeout=300)
 
 
 @pytest.fixture(scope="module")

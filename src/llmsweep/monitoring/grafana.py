@@ -13,11 +13,15 @@ service wrapper when it picks the port: the command line carries no secret.
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import secrets
 import shutil
+import socket
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -240,11 +244,6 @@ def unavailable_reason(cfg: dict, paths: RunPaths) -> str | None:
 def access_text(cfg: dict, paths: RunPaths, prometheus_url: str, remote: bool) -> str:
     """How to reach Grafana and Prometheus: URLs, login, and with services on cluster nodes
     the SSH tunnel to run on one's own machine (through the host the workflow runs on)."""
-    import getpass
-    import json
-    import socket
-    from urllib.parse import urlsplit
-
     login = f"{getpass.getuser()}@{socket.getfqdn()}"
     lines = []
 

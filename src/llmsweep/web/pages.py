@@ -7,18 +7,13 @@ import mimetypes
 from flask import Blueprint, Response, abort, render_template, request
 
 from llmsweep.paths import RUN_NAME
+from llmsweep.web.api import target
 from llmsweep.web.remote import VIEW_LIMIT
 
 bp = Blueprint("pages", __name__)
 STATUS = {2: 400, 3: 403, 4: 404, 5: 409}
 # Files are shown as data: no scripts, nothing fetched from elsewhere.
 FILE_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
-
-
-def _target():
-    from flask import current_app
-
-    return current_app.extensions["llmsweep"].target
 
 
 def _check_run(run: str) -> None:
@@ -45,7 +40,7 @@ def run_page(run):
 def _read(run: str, path: str, limit: int = 0) -> bytes:
     _check_run(run)
     options = {"limit": str(limit)} if limit else {}
-    result = _target().call("cat", run, path, **options)
+    result = target().call("cat", run, path, **options)
     if result.status:
         message = result.json().get("error", "cannot read the file")
         return abort(Response(message, STATUS.get(result.status, 500), mimetype="text/plain"))

@@ -178,8 +178,7 @@ class Runs:
             state = "stopped"  # the driver is gone without saying how it ended
         else:
             state = "finished" if ended["returncode"] == 0 else "failed"
-        log = ldir / "driver.log"
-        tail = log.read_bytes()[-4000:].decode(errors="replace") if log.exists() else ""
+        tail = _tail(ldir / "driver.log", 4000)
         return {
             "run": run, "state": state, "total": len(points), "done": len(done),
             "percent": round(100 * len(done) / len(points)) if points else 0,
@@ -254,7 +253,8 @@ class Runs:
         path = self.confined(run, rel)
         if not path.is_dir():
             raise Failure(BAD, f"{rel} is not a folder")
-        root = self.paths(run).root.resolve()
+        run_root = self.paths(run).root
+        root = run_root.resolve()
         entries = []
         for child in sorted(path.iterdir(), key=lambda p: (not p.is_dir(), p.name)):
             try:
@@ -267,7 +267,7 @@ class Runs:
                 continue  # a link out of the run is not shown, and cannot be opened
             entries.append({"name": child.name, "dir": child.is_dir(), "size": st.st_size,
                             "mtime": st.st_mtime,
-                            "path": str(child.relative_to(self.paths(run).root))})  # fmt: skip
+                            "path": str(child.relative_to(run_root))})  # fmt: skip
         here = "" if path == root else str(path.relative_to(root))
         return {"run": run, "path": here, "entries": entries}
 
@@ -296,6 +296,16 @@ class Runs:
         results = self.workdir / "results"
         names = sorted(p.parent.parent.name for p in results.glob("*/launch/config.yaml"))
         return {"runs": names}
+
+
+def _tail(path: Path, size: int) -> str:
+    """The last `size` bytes of a file (the whole log is not read on every poll)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _points(cfg: dict, errors: list) -> list[dict]:
