@@ -96,8 +96,9 @@ def test_browser_fills_the_form_launches_and_watches_the_sweep_to_the_report(web
         expect(page.locator("#steps li.current")).to_have_text("Service")
         expect(page.locator("input[name='models']")).to_have_value("gemma3-270m")  # defaults
         page.fill("input[name='sweep.clients']", "1, 2")
-        page.fill("input[name='sweep.requests_per_client']", "2")
-        page.fill("input[name='workload.max_tokens']", "16")
+        # Long enough (some seconds a point) for the page's polls to see the run going.
+        page.fill("input[name='sweep.requests_per_client']", "6")
+        page.fill("input[name='workload.max_tokens']", "32")
         page.click("#next")
         expect(page.locator("#steps li.current")).to_have_text("Review")
         expect(page.locator("#review-summary")).to_have_text("2 sweep point(s).")
@@ -136,7 +137,7 @@ def test_browser_fills_the_form_launches_and_watches_the_sweep_to_the_report(web
         browser.close()
     assert not errors, errors
     summary = workdir / "results" / "webrun" / "bench" / "gemma3-270m" / "c2" / "summary.json"
-    assert json.loads(summary.read_text())["requests"] == 4
+    assert json.loads(summary.read_text())["requests"] == 12
     launched = (workdir / "results" / "webrun" / "launch" / "config.yaml").read_text()
     assert "clients:\n  - 1\n  - 2" in launched
 
