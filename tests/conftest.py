@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
-from llmsweep.services.local import pid_alive  # noqa: E402
+from llmsweep.procs import pid_alive  # noqa: E402
 
 
 def service_pids(results: Path) -> list[int]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from conftest import ROOT, service_pids
-from llmsweep.services.local import _group_alive, pid_alive
+from llmsweep.procs import group_alive, pid_alive
 from llmsweep.util import wait_until
 
 BASE = {
@@ -80,11 +80,11 @@ def assert_nothing_alive(workdir: Path, timeout: float = 0) -> None:
     assert pids, "the run recorded no services"
 
     def none_alive():
-        return not [p for p in pids if _group_alive(p)]
+        return not [p for p in pids if group_alive(p)]
 
     if timeout:
         wait_until(none_alive, timeout, "the services to stop")
-    alive = [p for p in pids if _group_alive(p)]
+    alive = [p for p in pids if group_alive(p)]
     assert not alive, f"service process groups still alive: {alive}"
 
 

@@ -26,7 +26,8 @@ from llmsweep.monitoring.reopen import run_window
 from llmsweep.paths import RunPaths
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller
-from llmsweep.services.local import LocalBackend, pid_alive
+from llmsweep.procs import pid_alive
+from llmsweep.services.local import LocalBackend
 from llmsweep.util import http_json, wait_until
 
 FAKES = ROOT / "tests" / "fakes"

@@ -15,7 +15,7 @@ from llmsweep import config
 from llmsweep.paths import RunPaths
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller, ServiceError
-from llmsweep.services.local import pid_alive, start_time
+from llmsweep.procs import pid_alive, start_time
 from llmsweep.util import http_json, http_ok, wait_until
 
 

@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from llmsweep.services.local import pid_alive, start_time
+from llmsweep.procs import pid_alive, start_time
 from llmsweep.util import write_json_atomic
 
 DRIVER_ENV = "LLMSWEEP_DRIVER_PID"

@@ -25,7 +25,8 @@ def model_slug(model: str) -> str:
 
 
 class RunPaths:
-    """Where everything of one run lives, under `<results>/<run>/`."""
+    """Where everything of one run lives, under `<results>/<run>/`: the only code that knows
+    the results layout. Rules, the web front end, the report and the services ask it."""
 
     def __init__(self, run: str, results: str | Path = "results"):
         self.run = run
@@ -49,3 +50,57 @@ class RunPaths:
     @property
     def targets(self) -> Path:
         return self.monitoring / "targets"
+
+    @property
+    def bench(self) -> Path:
+        return self.root / "bench"
+
+    def point_dir(self, slug: str, load: str) -> Path:
+        """bench/<model slug>/<load>: one folder per sweep point (load: c4, r2.5, c4_rep1)."""
+        return self.bench / slug / load
+
+    def summary(self, slug: str, load: str) -> Path:
+        return self.point_dir(slug, load) / "summary.json"
+
+    def requests(self, slug: str, load: str) -> Path:
+        return self.point_dir(slug, load) / "requests.jsonl"
+
+    def summaries(self) -> list[Path]:
+        """Every finished point's summary.json on disk, sorted."""
+        return sorted(self.bench.glob("*/*/summary.json"))
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def report_page(self) -> Path:
+        return self.report / "index.html"
+
+    @property
+    def metadata(self) -> Path:
+        return self.report / "metadata.json"
+
+    @property
+    def compare(self) -> Path:
+        return self.report / "compare"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def launch(self) -> Path:
+        """What the web front end's launch wrote: config, driver record, log, exit status."""
+        return self.root / "launch"
+
+    @classmethod
+    def of_run_dir(cls, run_dir: str | Path) -> RunPaths:
+        """The RunPaths of an existing `<results>/<run>` folder."""
+        run_dir = Path(run_dir)
+        return cls(run_dir.name, run_dir.parent)
+
+    @classmethod
+    def of_service_file(cls, path: str | Path) -> RunPaths:
+        """The RunPaths of a file in `<results>/<run>/services/<key>/`."""
+        return cls.of_run_dir(Path(path).resolve().parents[2])

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from llmsweep.driver import DRIVER_ENV
 from llmsweep.paths import RunPaths
-from llmsweep.services.local import LocalBackend, pid_alive, start_time
+from llmsweep.procs import pid_alive, start_time
+from llmsweep.services.local import LocalBackend
 from llmsweep.services.readiness import check_health
 from llmsweep.services.slurm import SlurmBackend
 from llmsweep.util import read_json, tail, wait_until, write_json_atomic

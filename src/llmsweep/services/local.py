@@ -8,29 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    # The command name may contain spaces; fields after it start at the last ')'.
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot, to tell reused PIDs apart."""
-    fields = _proc_stat(pid)
-    return fields[19] if fields else None
-
-
-def pid_alive(pid: int, started: str | None = None) -> bool:
-    """True when `pid` runs (not a zombie) and, if given, started at `started`."""
-    fields = _proc_stat(pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return False
-    return started is None or fields[19] == started
+from llmsweep.procs import group_alive, pid_alive, start_time
 
 
 class LocalBackend:
@@ -64,7 +42,7 @@ class LocalBackend:
         """
         pgid = instance["pid"]
         leader_ours = self.alive(instance)
-        if not leader_ours and (pid_alive(pgid) or not _group_alive(pgid)):
+        if not leader_ours and (pid_alive(pgid) or not group_alive(pgid)):
             return False
         try:
             os.killpg(pgid, signal.SIGTERM)
@@ -73,7 +51,7 @@ class LocalBackend:
         deadline = time.monotonic() + grace
         delay = 0.02
         while time.monotonic() < deadline:
-            if not _group_alive(pgid):
+            if not group_alive(pgid):
                 return True
             time.sleep(delay)
             delay = min(delay * 1.5, 0.3)
@@ -82,13 +60,3 @@ class LocalBackend:
         except ProcessLookupError:
             pass
         return True
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while any live (non-zombie) process belongs to process group `pgid`."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _proc_stat(int(entry))
-            if fields and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-                return True
-    return False

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from llmsweep.services.local import pid_alive
+from llmsweep.procs import pid_alive
 from llmsweep.services.readiness import check_ready
 from llmsweep.util import free_port, port_is_free, read_json, write_json_atomic
 

@@ -27,7 +27,7 @@ import yaml
 
 from llmsweep import config as configuration
 from llmsweep.paths import RunPaths, run_name
-from llmsweep.services.local import pid_alive, start_time
+from llmsweep.procs import pid_alive, start_time
 
 BAD, REFUSED, MISSING, CONFLICT = 2, 3, 4, 5
 JOB_ID = re.compile(r"^[0-9]+(_[0-9]+)?$")
