@@ -1,14 +1,11 @@
 rule benchmark:
     input:
-        pushgateway=lease_pattern("pushgateway"),
-        prometheus=lease_pattern("prometheus"),
-        llm_server=lease_pattern("llm_server"),
-        client_service=lease_pattern("client_service"),
+        unpack(point_leases),
     output:
-        requests=f"{point_dir_pattern()}/requests.jsonl",
-        summary=f"{point_dir_pattern()}/summary.json",
+        requests=str(PATHS.requests("{model}", "{load}")),
+        summary=str(PATHS.summary("{model}", "{load}")),
     log:
-        f"{RESULTS}/{RUN}/logs/benchmark/{{model}}/{{load}}.log",
+        log_file("benchmark", "{model}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     resources:

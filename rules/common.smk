@@ -1,13 +1,15 @@
 import os
 import re
 import sys
-from pathlib import Path
-
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from llmsweep import config as llmsweep_config
 from llmsweep.paths import RunPaths, model_slug
-from llmsweep.driver import become_driver, stop_on_signals
+from llmsweep.driver import (
+    UNLOCKING_ENV,
+    become_driver,
+    stop_on_signals,
+    unlock_command,
+)
 from llmsweep.services.controller import Controller
 
 # Validate (and fill defaults) before any job starts; a bad key stops the run here.
@@ -28,48 +30,61 @@ wildcard_constraints:
     other=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
-def point_dir_pattern():
-    """results/<run>/bench/{model}/{load}: one folder per sweep point (load: c4, r2.5)."""
-    return f"{RESULTS}/{RUN}/bench/{{model}}/{{load}}"
-
-
 def lease_pattern(service):
     """The per-point lease of `service`; temp(), so a finished point holds no lease."""
-    return f"{RESULTS}/{RUN}/services/leases/{service}/{{model}}/{{load}}.json"
+    return str(PATHS.lease(service, "{model}", "{load}"))
+
+
+def report_file(name):
+    """A file of this run's report folder."""
+    return str(PATHS.report_file(name))
+
+
+def log_file(*parts):
+    """A job's log file under this run's logs/."""
+    return str(PATHS.log(*parts))
+
+
+def point_leases(wildcards):
+    """The leases a point holds: its LLM server and client service, and the run's
+    Pushgateway and Prometheus when monitoring is on."""
+    services = ["llm_server", "client_service"]
+    if config["monitoring"]["enabled"]:
+        services = ["pushgateway", "prometheus", *services]
+    return {
+        s: lease_pattern(s).format(model=wildcards.model, load=wildcards.load)
+        for s in services
+    }
 
 
 def all_summaries():
     """Every point's summary.json."""
-    return [
-        f"{RESULTS}/{RUN}/bench/{slug}/{load}/summary.json" for slug, load in POINTS
-    ]
+    return [str(PATHS.summary(slug, load)) for slug, load in POINTS]
 
 
 def all_point_plots():
     """Every point's distributions plot."""
-    return [
-        f"{RESULTS}/{RUN}/report/points/{slug}/{load}/distributions.png"
-        for slug, load in POINTS
-    ]
+    return [str(PATHS.point_plot(slug, load)) for slug, load in POINTS]
 
 
 def final_targets():
     """The report, and the comparison with report.compare_with when set."""
-    targets = [f"{RESULTS}/{RUN}/report/index.html"]
+    targets = [str(PATHS.report_page)]
     other = config["report"]["compare_with"]
     if other:
-        targets.append(f"{RESULTS}/{RUN}/report/compare/{other}-vs-{RUN}.txt")
+        targets.append(str(PATHS.comparison(other, ".txt")))
     return targets
 
 
-def run_dir_of_output(wildcards, output):
-    """results/<run> from a rule's output table (results/<run>/report/points.csv)."""
-    return str(Path(output.table).parents[1])
+def run_dir_of_table(wildcards, output):
+    """results/<run> of a rule whose output `table` is in the run's report folder."""
+    return str(RunPaths.of_report_file(output.table).root)
 
 
-def run_dir_of_input(wildcards, input):
-    """results/<run> from a rule's input table (results/<run>/report/points.csv)."""
-    return str(Path(input.table).parents[1])
+def baseline_table(wildcards):
+    """The baseline run's points table: declared as an input, so a missing baseline stops
+    the run before any job and a changed one is noticed."""
+    return str(RunPaths(wildcards.other, RESULTS).report_file("points.csv"))
 
 
 def point_of(wildcards):
@@ -109,10 +124,17 @@ def stop_services():
         print(f"llmsweep: stopped {key}", file=sys.stderr)
 
 
-if workflow.is_main_process:
+if workflow.is_main_process and not os.environ.get(UNLOCKING_ENV):
     # Services started by this run stop themselves if this driver dies without its hooks;
-    # a lock left by a killed driver is cleared.
-    become_driver()
+    # a lock left by a killed driver is removed with snakemake --unlock.
+    become_driver(
+        unlock=unlock_command(
+            workflow.main_snakefile,
+            os.getcwd(),
+            workflow.config_settings.configfiles,
+            workflow.config_settings.config_args,
+        )
+    )
     # A lease whose service is gone must be acquired again, which restarts the service.
     for lease in Controller(PATHS).prune():
         print(f"llmsweep: dropped stale lease {lease}", file=sys.stderr)

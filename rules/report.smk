@@ -3,22 +3,22 @@ rule points_table:
         summaries=all_summaries(),
     output:
         table=report(
-            f"{RESULTS}/{RUN}/report/points.csv",
+            report_file("points.csv"),
             caption="../report/points.rst",
             category="Tables",
         ),
-        parquet=f"{RESULTS}/{RUN}/report/points.parquet",
+        parquet=report_file("points.parquet"),
         metadata=report(
-            f"{RESULTS}/{RUN}/report/metadata.json",
+            report_file("metadata.json"),
             caption="../report/metadata.rst",
             category="Tables",
         ),
     log:
-        f"{RESULTS}/{RUN}/logs/report/points_table.log",
+        log_file("report", "points_table"),
     conda:
         "../envs/llmsweep.yaml"
     params:
-        run_dir=run_dir_of_output,
+        run_dir=run_dir_of_table,
         config=config,
     message:
         "Tidy table of all points and the run's metadata"
@@ -28,10 +28,10 @@ rule points_table:
 
 rule point_plot:
     input:
-        requests=f"{point_dir_pattern()}/requests.jsonl",
+        requests=str(PATHS.requests("{model}", "{load}")),
     output:
         plot=report(
-            f"{RESULTS}/{RUN}/report/points/{{model}}/{{load}}/distributions.png",
+            str(PATHS.point_plot("{model}", "{load}")),
             caption="../report/distributions.rst",
             category="{model}",
             labels={
@@ -41,7 +41,7 @@ rule point_plot:
             },
         ),
     log:
-        f"{RESULTS}/{RUN}/logs/report/point_plot/{{model}}/{{load}}.log",
+        log_file("report", "point_plot", "{model}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     params:
@@ -60,38 +60,38 @@ rule report:
         point_plots=all_point_plots(),
     output:
         throughput=report(
-            f"{RESULTS}/{RUN}/report/throughput.png",
+            report_file("throughput.png"),
             caption="../report/throughput.rst",
             category="Sweep",
             labels={"figure": "throughput"},
         ),
         latency=report(
-            f"{RESULTS}/{RUN}/report/latency.png",
+            report_file("latency.png"),
             caption="../report/latency.rst",
             category="Sweep",
             labels={"figure": "latency"},
         ),
         throughput_latency=report(
-            f"{RESULTS}/{RUN}/report/throughput_latency.png",
+            report_file("throughput_latency.png"),
             caption="../report/throughput_latency.rst",
             category="Sweep",
             labels={"figure": "throughput vs latency"},
         ),
         errors=report(
-            f"{RESULTS}/{RUN}/report/errors.png",
+            report_file("errors.png"),
             caption="../report/errors.rst",
             category="Sweep",
             labels={"figure": "errors"},
         ),
-        data=f"{RESULTS}/{RUN}/report/plot-data.json",
+        data=report_file("plot-data.json"),
         page=report(
-            f"{RESULTS}/{RUN}/report/index.html",
+            report_file("index.html"),
             caption="../report/page.rst",
             category="Sweep",
             labels={"figure": "report page"},
         ),
     log:
-        f"{RESULTS}/{RUN}/logs/report/report.log",
+        log_file("report", "report"),
     conda:
         "../envs/llmsweep.yaml"
     params:
@@ -105,16 +105,15 @@ rule report:
 rule compare:
     input:
         table=rules.points_table.output.table,
+        baseline=baseline_table,
     output:
-        text=f"{RESULTS}/{RUN}/report/compare/{{other}}-vs-{RUN}.txt",
-        page=f"{RESULTS}/{RUN}/report/compare/{{other}}-vs-{RUN}.html",
+        text=str(PATHS.comparison("{other}", ".txt")),
+        page=str(PATHS.comparison("{other}", ".html")),
     log:
-        f"{RESULTS}/{RUN}/logs/report/compare-{{other}}.log",
+        log_file("report", "compare-{other}"),
     conda:
         "../envs/llmsweep.yaml"
     params:
-        baseline=lambda wildcards: f"{RESULTS}/{wildcards.other}",
-        run_dir=run_dir_of_input,
         threshold=lookup(within=config, dpath="report/regression_threshold"),
     message:
         "Compare with run {wildcards.other}"

@@ -9,7 +9,7 @@ rule acquire_pushgateway:
     output:
         lease=temp(lease_pattern("pushgateway")),
     log:
-        f"{RESULTS}/{RUN}/logs/acquire/pushgateway/{{model}}/{{load}}.log",
+        log_file("acquire", "pushgateway", "{model}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     params:
@@ -27,7 +27,7 @@ rule acquire_prometheus:
     output:
         lease=temp(lease_pattern("prometheus")),
     log:
-        f"{RESULTS}/{RUN}/logs/acquire/prometheus/{{model}}/{{load}}.log",
+        log_file("acquire", "prometheus", "{model}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     params:
@@ -43,7 +43,7 @@ rule acquire_llm_server:
     output:
         lease=temp(lease_pattern("llm_server")),
     log:
-        f"{RESULTS}/{RUN}/logs/acquire/llm_server/{{model}}/{{load}}.log",
+        log_file("acquire", "llm_server", "{model}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     params:
@@ -62,7 +62,7 @@ rule acquire_client_service:
     output:
         lease=temp(lease_pattern("client_service")),
     log:
-        f"{RESULTS}/{RUN}/logs/acquire/client_service/{{model}}/{{load}}.log",
+        log_file("acquire", "client_service", "{model}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     params:

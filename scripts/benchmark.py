@@ -10,7 +10,7 @@ sm = snakemake  # noqa: F821
 run_point(
     {**sm.params.point, "run": sm.params.run, "engine": sm.params.engine},
     {k: dict(sm.params[k]) for k in ("sweep", "warmup", "workload", "slo", "client")},
-    leases={k: sm.input[k] for k in ("pushgateway", "prometheus", "llm_server", "client_service")},
+    leases=dict(sm.input.items()),  # pushgateway and prometheus only with monitoring on
     requests_path=sm.output.requests,
     summary_path=sm.output.summary,
 )

@@ -24,9 +24,10 @@ from llmsweep.monitoring import dashboards, grafana
 from llmsweep.monitoring.reopen import prometheus as reopened_prometheus
 from llmsweep.monitoring.reopen import run_window
 from llmsweep.paths import RunPaths
+from llmsweep.procs import pid_alive
+from llmsweep.programs import MissingProgram
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller
-from llmsweep.procs import pid_alive
 from llmsweep.services.local import LocalBackend
 from llmsweep.util import http_json, wait_until
 
@@ -106,8 +107,13 @@ def monitored_run(tmp_path_factory):
     beside the LLM server and the client service, and the GPU exporter reading a simulated
     NVML (no GPU here). Grafana is not installed here: the run must say so and go on."""
     workdir = tmp_path_factory.mktemp("monitored")
-    write_config(workdir, sweep={"clients": [1, 2], "requests_per_client": 6},
-                 workload={"max_tokens": 24})  # fmt: skip
+    # The simulated GPU is no GPU for llama-server: it runs on the CPU on purpose.
+    write_config(
+        workdir,
+        sweep={"clients": [1, 2], "requests_per_client": 6},
+        workload={"max_tokens": 24},
+        engines={"llama_cpp": {"parallel": 2, "ctx_size": 1024, "gpu_layers": 0}},
+    )
     pythonpath = f"{FAKES / 'nvml'}:{ROOT / 'src'}"
     proc = snakemake(workdir, extra_env={"PYTHONPATH": pythonpath})
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -117,7 +123,8 @@ def monitored_run(tmp_path_factory):
 @pytest.mark.e2e
 def test_the_run_says_how_to_reach_its_monitoring(monitored_run):
     workdir, out = monitored_run
-    assert "llmsweep: Grafana: not started (grafana is not installed)" in out, out[-3000:]
+    missing = "llmsweep: Grafana: not started (monitoring.grafana: grafana or grafana-server"
+    assert missing in out, out[-3000:]
     assert "llmsweep: Prometheus: http://127.0.0.1:" in out
     access = (workdir / "results" / "t" / "monitoring" / "ACCESS.txt").read_text()
     assert "Prometheus: http://127.0.0.1:" in access and "ssh" not in access  # local run
@@ -222,14 +229,16 @@ def test_grafana_command_lines_native_and_apptainer(tmp_path):
     # Required and missing: the config is refused before any job starts, naming the key.
     with pytest.raises(
         configuration.ConfigError,
-        match="monitoring.grafana.enabled: true, but no-such-grafana is not",
+        match="monitoring.grafana.binary: no-such-grafana not found: provide it with a module",
     ):
         _cfg(tmp_path, enabled=True, binary="no-such-grafana")
-    with pytest.raises(configuration.ConfigError, match="monitoring.grafana.image None"):
+    with pytest.raises(configuration.ConfigError, match="monitoring.grafana.image: None"):
         _cfg(tmp_path, enabled=True, runtime="apptainer", apptainer=fake)
     cfg, paths = _cfg(tmp_path, binary="no-such-grafana")  # enabled: auto
     assert definitions.prometheus(cfg, paths)["sidecars"] == []
-    assert grafana.unavailable_reason(cfg, paths) == "no-such-grafana is not installed"
+    assert grafana.unavailable_reason(cfg, paths).startswith(
+        "monitoring.grafana.binary: no-such-grafana not found"
+    )
 
 
 def test_grafana_runs_beside_prometheus_and_stops_with_it(tmp_path, monkeypatch, no_owner):
@@ -270,7 +279,7 @@ def test_the_dcgm_exporter_can_replace_llmsweep_s(tmp_path):
     cfg, paths = _cfg(tmp_path)
     cfg["monitoring"]["gpu_exporter_kind"] = "dcgm"
     cfg["monitoring"]["dcgm_exporter"] = ["no-such-dcgm-exporter", "--address", "{host}:{port}"]
-    with pytest.raises(definitions.MissingProgram, match="no-such-dcgm-exporter"):
+    with pytest.raises(MissingProgram, match="monitoring.dcgm_exporter: no-such-dcgm-exporter"):
         definitions.exporters(cfg, paths, "llm_server.m", "llm_server", gpu=True)
     fake = str(FAKES / "bin" / "grafana")  # any program that exists stands for the binary
     cfg["monitoring"]["dcgm_exporter"] = [fake, "--address", "{host}:{port}"]

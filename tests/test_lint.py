@@ -30,3 +30,53 @@ def test_ruff_is_clean():
     assert lint.returncode == 0, lint.stdout
     fmt = run(str(BIN / "ruff"), "format", "--check", ".")
     assert fmt.returncode == 0, fmt.stdout
+
+
+def test_layers_point_down():
+    """The contract in .importlinter: entry points, orchestration, services and report,
+    monitoring, engines and load generation, config, then the small helpers below."""
+    proc = run(str(BIN / "lint-imports"), "--no-cache")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 kept, 0 broken" in proc.stdout
+
+
+def _package_of(path: Path) -> str:
+    """llmsweep.<first part> for a module of the package; the folder for other files."""
+    rel = path.relative_to(ROOT)
+    if rel.parts[:2] == ("src", "llmsweep") and len(rel.parts) > 3:
+        return f"llmsweep.{rel.parts[2]}"
+    return str(rel.with_suffix(""))
+
+
+def test_no_private_name_is_imported_across_packages():
+    import ast
+
+    found = []
+    files = [p for d in ("src", "tests", "scripts", "bench") for p in (ROOT / d).rglob("*.py")]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith(
+                "llmsweep"
+            ):
+                continue
+            target = ".".join(node.module.split(".")[:2])
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and target != _package_of(path):
+                    found.append(f"{path.relative_to(ROOT)}: {node.module}.{alias.name}")
+    assert not found, found
+
+
+def test_the_rules_conda_env_has_the_runtime_pins_of_requirements():
+    import yaml
+
+    env = yaml.safe_load((ROOT / "envs" / "llmsweep.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pins = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    pins = {p.split("==")[0]: p for p in pins if p and not p.startswith("#")}
+    for pin in pip:
+        if pin != "-e ..":
+            assert pins.get(pin.split("==")[0]) == pin, f"{pin} differs from requirements.txt"
+    for needed in ("snakemake", "pandas", "pyarrow", "aiohttp", "flask"):
+        assert needed in {p.split("==")[0] for p in pip}
+    assert "-e .." in pip  # the package itself

@@ -18,12 +18,14 @@ from slurm.testprofile import write_test_profile
 pytestmark = pytest.mark.slurm
 
 
-def write_config(workdir: Path, clients=(1, 2), requests=2) -> None:
+def write_config(workdir: Path, clients=(1, 2), requests=2, gpu_layers=0) -> None:
     cfg = {
         "run": "s",
         "sweep": {"clients": list(clients), "requests_per_client": requests},
         "workload": {"max_tokens": 16},
-        "engines": {"llama_cpp": {"parallel": 2, "ctx_size": 1024}},
+        # The test cluster's GPUs are fake and llama-server is a CPU build: run on the CPU
+        # on purpose (the default would offload to the job's GPU, and be refused).
+        "engines": {"llama_cpp": {"parallel": 2, "ctx_size": 1024, "gpu_layers": gpu_layers}},
         "services": {"ready_timeout_s": 120, "queue_timeout_s": 120},
         "monitoring": {"scrape_interval_s": 1},
     }
@@ -107,6 +109,22 @@ def test_sweep_on_slurm_to_report(cluster, tmp_path):
     bench = [r for r in jobs if "benchmark" in r["comment"]]
     assert len(bench) == 2 and {r["partition"] for r in bench} == {"cpu"}
     assert all(r["state"] == "COMPLETED" for r in bench)
+    assert_queue_empties()
+
+
+def test_cpu_only_server_given_a_gpu_is_refused_at_readiness(cluster, tmp_path):
+    """By default a server job that has a GPU offloads the whole model; the CPU-only
+    llama-server here cannot, and readiness says so instead of measuring a CPU server."""
+    write_config(tmp_path, clients=(1,), requests=1, gpu_layers=None)
+    write_test_profile(tmp_path)
+    proc = snakemake(tmp_path)
+    assert proc.returncode != 0
+    service_log = tmp_path / "results/s/services/llm_server.gemma3-270m/service.log"
+    out = proc.stdout + proc.stderr
+    assert "offloaded no layer to a GPU" in out, out[-4000:]
+    assert "offloaded no layer to a GPU" in service_log.read_text()
+    assert "--n-gpu-layers 999" in service_log.read_text()
+    assert not list((tmp_path / "results").rglob("summary.json"))
     assert_queue_empties()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from llmsweep import gpus
 from llmsweep.engines import openai
 from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths
@@ -61,7 +62,8 @@ def acquire(
     paths = RunPaths(cfg["run"], results)
     if service == "llm_server" and cfg["engine"] == "openai":
         lease = external_server(cfg, model)
-        definitions.external_target(cfg, paths, model)
+        if cfg["monitoring"]["enabled"]:
+            definitions.external_target(cfg, paths, model)
         write_json_atomic(lease_path, lease)
         return lease
     deps = {}
@@ -70,10 +72,11 @@ def acquire(
     resources = resources or {}
     if backend == "slurm":
         resources = merge_infrastructure(resources, cfg["infrastructure"], ROLES[service])
-        cpus = resources.get("cpus_per_task")
+        deps["cpus"] = resources.get("cpus_per_task")
+        deps["gpus"] = gpus.requested(resources)
     else:
-        cpus = None
-    spec = definitions.build(cfg, paths, service, model, cpus=cpus, **deps)
+        deps["gpus"] = gpus.visible()
+    spec = definitions.build(cfg, paths, service, model, **deps)
     if backend == "slurm":
         spec["host"] = cfg["services"]["cluster_host"]
         spec["queue_timeout_s"] = cfg["services"]["queue_timeout_s"]

@@ -13,6 +13,7 @@ from llmsweep.loadgen.stats import summarize
 from llmsweep.loadgen.workload import build_prompts
 from llmsweep.metrics.gpu_info import gpu_info
 from llmsweep.metrics.push import push_summary
+from llmsweep.paths import RunPaths
 from llmsweep.util import http_json, read_json, wait_until, write_json_atomic
 
 POLL_WAIT_S = 10
@@ -93,18 +94,38 @@ def point_request(point: dict, settings: dict, prompts: list[dict]) -> dict:
 def _run_point(
     point: dict, settings: dict, leases: dict[str, Path], requests_path: Path, summary_path: Path
 ) -> dict:
-    run, model, load = point["run"], point["model"], point["load"]
-    client = read_json(leases["client_service"])
-    llm = read_json(leases["llm_server"])
-    gateway = read_json(leases["pushgateway"])
-    base = client["url"]
+    """The point's steps: start it, follow it to the end, check it, describe it, publish."""
+    held = {name: read_json(path) for name, path in leases.items()}
+    client, llm = held["client_service"], held["llm_server"]
+    seed = settings["sweep"]["seed"] + point["repeat"]
+    prompts = build_prompts(settings["workload"], llm["url"], point["model"], seed)
+    point_id = start_point(client["url"], point_request(point, settings, prompts))
+    started_at = time.time()
+    requests_path.parent.mkdir(parents=True, exist_ok=True)
+    view = follow_point(client["url"], point_id, requests_path, point, list(held.values()))
+    summary = summarize(read_records(requests_path), settings["slo"])
+    check_server_survived(summary, client["url"], llm["url"], point, requests_path)
+    summary["point"] = describe_point(point, settings, held, view, started_at)
+    summary["client"] = view.get("client")
+    if summary["client"] and summary["client"]["warning"]:
+        print(f"warning: {_name(point)}: {summary['client']['warning']}", file=sys.stderr)
+    if "pushgateway" in held:
+        grouping = {"run": point["run"], "model": point["model"], "load": point["load"]}
+        push_summary(held["pushgateway"]["url"], grouping, summary)
+    write_json_atomic(summary_path, summary)
+    return summary
+
+
+def _name(point: dict) -> str:
+    return f"{point['model']} {point['load']}"
+
+
+def start_point(base: str, request: dict) -> str:
+    """Hand the point to the client service (waiting while another point runs there);
+    return its id."""
     status, body = http_json(base + "/health", timeout=30)
     if status != 200:
         raise PointFailed(f"client service {base} is not healthy: {body}")
-    requests_path.parent.mkdir(parents=True, exist_ok=True)
-    seed = settings["sweep"]["seed"] + point["repeat"]
-    prompts = build_prompts(settings["workload"], llm["url"], model, seed)
-    request = point_request(point, settings, prompts)
 
     def start():
         status, body = http_json(base + "/benchmark", request, timeout=30)
@@ -114,11 +135,15 @@ def _run_point(
             return None  # another point still runs on this service: wait for it
         raise PointFailed(f"client service refused the point ({status}): {body}")
 
-    started = wait_until(start, BUSY_TIMEOUT_S, "the client service to be free", max_delay=2)
-    point_id = started["id"]
-    started_at = time.time()
+    return wait_until(start, BUSY_TIMEOUT_S, "the client service to be free", max_delay=2)["id"]
+
+
+def follow_point(
+    base: str, point_id: str, requests_path: Path, point: dict, leases: list[dict]
+) -> dict:
+    """Append the point's records to `requests_path` as they complete (synced to disk) and
+    renew the leases, until the point ends; return the client service's last view."""
     offset = 0
-    view: dict = {}
     with open(requests_path, "w") as out:
         while True:
             url = f"{base}/benchmark/{point_id}?offset={offset}&wait={POLL_WAIT_S}"
@@ -130,38 +155,55 @@ def _run_point(
             out.flush()
             os.fsync(out.fileno())
             offset = view["next_offset"]
-            renew(client, llm, gateway)
+            renew(*leases)
             done = view["completed"]
-            print(f"{model} {load}: {done}/{view['total']} requests", file=sys.stderr)
+            print(f"{_name(point)}: {done}/{view['total']} requests", file=sys.stderr)
             if view["state"] != "running" and offset >= view["completed"]:
                 break
     if view["state"] != "done":
         raise PointFailed(f"point ended {view['state']}: {view.get('error')}")
-    records = read_records(requests_path)
-    summary = summarize(records, settings["slo"])
+    return view
+
+
+def check_server_survived(
+    summary: dict, client_url: str, llm_url: str, point: dict, requests_path: Path
+) -> None:
+    """Failed requests are data while the server stays up; a server that stopped answering
+    fails the point (its completed records are kept)."""
     failed = summary["failed"]
-    if failed:
-        status, _ = http_json(base + "/health", timeout=30)
-        if status != 200:
-            kinds = ", ".join(f"{k}: {v}" for k, v in summary["errors"].items())
-            raise PointFailed(
-                f"the LLM server {llm['url']} stopped answering during point {model} {load}: "
-                f"{failed} of {summary['requests']} requests failed ({kinds}); the "
-                f"{summary['successful']} completed requests are in {requests_path}"
-            )
+    if not failed:
+        return
+    status, _ = http_json(client_url + "/health", timeout=30)
+    if status != 200:
+        kinds = ", ".join(f"{k}: {v}" for k, v in summary["errors"].items())
+        raise PointFailed(
+            f"the LLM server {llm_url} stopped answering during point {_name(point)}: "
+            f"{failed} of {summary['requests']} requests failed ({kinds}); the "
+            f"{summary['successful']} completed requests are in {requests_path}"
+        )
+
+
+def server_info(point: dict, llm: dict, monitored: bool) -> dict:
+    """What the LLM server says of itself, and its GPUs from the exporter beside it."""
     try:
-        server = engine_module(point["engine"]).metadata(llm["url"], model)
+        server = engine_module(point["engine"]).metadata(llm["url"], point["model"])
     except Exception as exc:  # noqa: BLE001 - metadata must never fail a finished point
         server = {"error": str(exc)}
-    if llm.get("heartbeat"):  # a service llmsweep runs: its GPU exporter says what it had
-        targets = Path(llm["heartbeat"]).parents[2] / "monitoring" / "targets"
+    if llm.get("heartbeat") and monitored:  # a service llmsweep runs, with its GPU exporter
+        targets = RunPaths.of_service_file(llm["heartbeat"]).targets
         server["gpu"] = gpu_info(targets / f"service-gpu-{llm['key']}.json")
-    summary["point"] = {
-        "run": run,
-        "model": model,
+    return server
+
+
+def describe_point(point: dict, settings: dict, held: dict, view: dict, started_at: float) -> dict:
+    """The summary's `point` section: what ran, where, and when."""
+    client, llm = held["client_service"], held["llm_server"]
+    return {
+        "run": point["run"],
+        "model": point["model"],
         "engine": point["engine"],
-        "server": server,
-        "load": load,
+        "server": server_info(point, llm, monitored="pushgateway" in held),
+        "load": point["load"],
         "pattern": point["pattern"],
         "clients": point["clients"],
         "rate": point["rate"],
@@ -173,10 +215,3 @@ def _run_point(
         "started_at": started_at,
         "finished_at": time.time(),
     }
-    summary["client"] = view.get("client")
-    if summary["client"] and summary["client"]["warning"]:
-        print(f"warning: {model} {load}: {summary['client']['warning']}", file=sys.stderr)
-    grouping = {"run": run, "model": model, "load": load}
-    push_summary(gateway["url"], grouping, summary)
-    write_json_atomic(summary_path, summary)
-    return summary

@@ -70,20 +70,45 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def cmd_programs(args) -> int:
+    """Say where each program llmsweep runs was found, or how to provide it."""
+    from llmsweep import programs
+    from llmsweep.engines import llama_cpp
+
+    cfg = configuration.merged(configuration.read_file(args.configfile) if args.configfile else {})
+    configuration.validate_schema(cfg)
+    missing = 0
+    for name in ("prometheus", "pushgateway", "node_exporter", "grafana"):
+        try:
+            print(f"found {name}: {programs.find(name, cfg['monitoring'][name])}")
+        except programs.MissingProgram as exc:
+            optional = " (optional)" if name == "grafana" else ""
+            print(f"missing {name}{optional}: {exc}")
+            missing += not optional
+    try:
+        server = llama_cpp.binary(cfg["engines"]["llama_cpp"]["binary"])
+        devices = llama_cpp.devices(server)
+        print(f"found llama-server: {server} (devices: {', '.join(devices) or 'CPU only'})")
+    except RuntimeError as exc:
+        print(f"missing llama-server: {exc}")
+        missing += 1
+    if missing:
+        print("without the monitoring programs, run with monitoring.enabled: false")
+    return 1 if missing else 0
+
+
 def cmd_compare(args) -> int:
     from pathlib import Path
 
     from llmsweep.report.compare import run_compare
 
-    root = Path(args.results)
-    out = Path(args.out) if args.out else root / args.run_b / "report" / "compare"
-    stem = f"{args.run_a}-vs-{args.run_b}"
-    text, regressions = run_compare(
-        root / args.run_a, root / args.run_b, args.threshold,
-        out / f"{stem}.txt", out / f"{stem}.html",
-    )  # fmt: skip
+    a, b = RunPaths(args.run_a, args.results), RunPaths(args.run_b, args.results)
+    text_file, page = b.comparison(args.run_a, ".txt"), b.comparison(args.run_a, ".html")
+    if args.out:
+        text_file, page = Path(args.out) / text_file.name, Path(args.out) / page.name
+    text, regressions = run_compare(a.root, b.root, args.threshold, text_file, page)
     print(text, end="")
-    print(f"written: {out / stem}.txt and .html")
+    print(f"written: {text_file} and {page.name}")
     return 1 if regressions else 0
 
 
@@ -163,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check-config", help="validate a config and print it with defaults")
     p.add_argument("--configfile")
     p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("programs", help="where each program llmsweep runs is, or how to get it")
+    p.add_argument("--configfile", help="config file merged over config/config.yaml")
+    p.set_defaults(func=cmd_programs)
     p = sub.add_parser("config-docs", help="print config/README.md, made from the schema")
     p.set_defaults(func=cmd_config_docs)
     p = sub.add_parser("monitor", help="reopen a finished run's Prometheus data")

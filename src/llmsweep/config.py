@@ -11,9 +11,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from llmsweep import programs
+from llmsweep.models import DEMO_MODEL
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 DEFAULT_CONFIG_PATH = SCHEMA_PATH.with_name("config.yaml")
-DEMO_MODEL = "gemma3-270m"
 
 
 class ConfigError(ValueError):
@@ -55,9 +57,32 @@ def _describe(error: jsonschema.ValidationError) -> str:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         names = ", ".join(f"{key}.{e}" if error.absolute_path else e for e in extra)
         return f"unknown key {names}"
+    if error.validator == "unevaluatedProperties":
+        known = set(error.schema.get("properties", {})) | set(_program_keys())
+        extra = sorted(set(error.instance) - known)
+        return "unknown key " + ", ".join(f"{key}.{e}" for e in extra)
     if error.validator == "enum":
         return f"{key}: {error.instance!r} is not one of {error.validator_value}"
     return f"{key}: {error.message}"
+
+
+def _program_keys() -> list[str]:
+    return list(load_schema()["$defs"]["program"]["properties"])
+
+
+def program_defaults() -> dict:
+    """A program's settings at their defaults (the schema's `$defs/program`)."""
+    props = load_schema()["$defs"]["program"]["properties"]
+    return {name: sub["default"] for name, sub in props.items()}
+
+
+def upgrade(cfg: dict) -> dict:
+    """Read older shapes of the config as today's: `monitoring.node_exporter: true|false`
+    (before it named its program) is `monitoring.node_exporter.enabled`."""
+    monitoring = cfg.get("monitoring")
+    if isinstance(monitoring, dict) and isinstance(monitoring.get("node_exporter"), bool):
+        monitoring["node_exporter"] = {"enabled": monitoring["node_exporter"]}
+    return cfg
 
 
 def map_recipe(cfg: dict) -> dict:
@@ -101,12 +126,20 @@ def prepare(cfg: dict) -> dict:
 
     Raises ConfigError naming the first offending key.
     """
+    validate_schema(cfg)
+    _check_semantics(cfg)
+    return cfg
+
+
+def validate_schema(cfg: dict) -> dict:
+    """Map a recipe, read older shapes, validate against the schema and fill defaults,
+    without the checks that look at this machine (files, programs)."""
     if "job" in cfg:
         map_recipe(cfg)
+    upgrade(cfg)
     errors = sorted(_Validator(load_schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
         raise ConfigError("invalid config: " + "; ".join(_describe(e) for e in errors[:5]))
-    _check_semantics(cfg)
     return cfg
 
 
@@ -125,6 +158,7 @@ def field_errors(cfg: dict) -> list[dict]:
             map_recipe(cfg)
     except ConfigError as exc:
         return split(exc)
+    upgrade(cfg)
     errors = sorted(_Validator(load_schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
         return [{"key": re.sub(r"\[\d+\]", "", _key_path(e.absolute_path)),
@@ -146,16 +180,7 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(f"workload.prompt_file: {path} is not a readable file")
         if path.suffix not in (".jsonl", ".csv"):
             raise ConfigError(f"workload.prompt_file: {path} is neither .jsonl nor .csv")
-    grafana = cfg["monitoring"]["grafana"]
-    if grafana["enabled"] is True:
-        from llmsweep.monitoring.grafana import GrafanaUnavailable, find_program
-
-        try:
-            find_program(grafana)
-        except GrafanaUnavailable as exc:
-            raise ConfigError(
-                f"monitoring.grafana.enabled: true, but {exc} (auto goes on without Grafana)"
-            ) from None
+    _check_monitoring_programs(cfg["monitoring"])
     engine = cfg["engine"]
     if engine == "openai" and not cfg["engines"]["openai"]["base_url"]:
         raise ConfigError("engines.openai.base_url: required when engine is openai")
@@ -172,6 +197,32 @@ def _check_semantics(cfg: dict) -> None:
                 )
 
 
+def monitoring_programs(monitoring: dict) -> list[str]:
+    """The monitoring programs this config runs (Grafana only when it must run)."""
+    if not monitoring["enabled"]:
+        return []
+    names = ["prometheus", "pushgateway"]
+    if monitoring["node_exporter"]["enabled"]:
+        names.append("node_exporter")
+    if monitoring["grafana"]["enabled"] is True:
+        names.append("grafana")
+    return names
+
+
+def _check_monitoring_programs(monitoring: dict) -> None:
+    """Every monitoring program is there before any job starts; else name the key."""
+    for name in monitoring_programs(monitoring):
+        try:
+            programs.find(name, monitoring[name])
+        except programs.MissingProgram as exc:
+            off = (
+                ""
+                if name == "grafana"
+                else "; or run without monitoring: monitoring.enabled: false"
+            )
+            raise ConfigError(f"{exc}{off}") from None
+
+
 def defaults_file() -> dict:
     """config/config.yaml as written (not yet validated)."""
     with open(DEFAULT_CONFIG_PATH) as f:
@@ -185,12 +236,17 @@ def merged(user: dict) -> dict:
     return cfg
 
 
+def read_file(path: str | Path) -> dict:
+    """A config file's contents (YAML or JSON)."""
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
 def load(path: str | Path | None = None, overrides: dict | None = None) -> dict:
     """Read the default config, merge a config file and overrides, validate."""
     cfg = defaults_file()
     if path is not None:
-        with open(path) as f:
-            _merge(cfg, yaml.safe_load(f) or {})
+        _merge(cfg, read_file(path))
     if overrides:
         _merge(cfg, overrides)
     return prepare(cfg)
@@ -257,12 +313,24 @@ schema by `llmsweep config-docs`.
 """
 
 
+def _expand_programs(props: dict, program: dict) -> dict:
+    """`props` with the shared program shape's keys merged in where it is referenced."""
+    out = {}
+    for name, sub in props.items():
+        if sub.get("$ref") == "#/$defs/program":
+            merged = {**sub.get("properties", {}), **program["properties"]}
+            sub = {**sub, "type": "object", "properties": merged}
+        out[name] = sub
+    return out
+
+
 def docs() -> str:
     """config/README.md, generated from the schema's descriptions."""
     lines = []
+    schema = load_schema()
 
     def walk(props: dict, prefix: str) -> None:
-        for name, sub in props.items():
+        for name, sub in _expand_programs(props, schema["$defs"]["program"]).items():
             kind = sub.get("type", "")
             kind = " or ".join(kind) if isinstance(kind, list) else kind
             if "enum" in sub:
@@ -276,5 +344,5 @@ def docs() -> str:
             )
             walk(sub.get("properties", {}), f"{prefix}{name}.")
 
-    walk(load_schema()["properties"], "")
+    walk(schema["properties"], "")
     return DOCS_HEADER + "\n".join(lines) + "\n"

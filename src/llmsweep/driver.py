@@ -2,7 +2,7 @@
 
 Snakemake leaves its directory lock behind when its process is killed (SIGKILL, a node
 crash, a batch job's time limit). The driver records itself; a later run on the same host
-that finds the recorded driver dead removes the stale lock, so re-running resumes.
+that finds the recorded driver dead runs `snakemake --unlock`, so re-running resumes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -25,8 +26,24 @@ def _record_path(workdir: Path) -> Path:
     return workdir / ".snakemake" / "llmsweep-driver.json"
 
 
-def become_driver(workdir: str | Path = ".") -> None:
-    """Record this process as the driver; clear Snakemake's locks if the last one died."""
+UNLOCKING_ENV = "LLMSWEEP_UNLOCKING"
+
+
+def unlock_command(snakefile: str, workdir: str | Path, configfiles, config_args) -> list[str]:
+    """`snakemake --unlock` for the same workflow, directory and config as this run."""
+    argv = [sys.executable, "-m", "snakemake", "--unlock", "--cores", "1"]
+    argv += ["--snakefile", str(snakefile), "--directory", str(workdir)]
+    if configfiles:
+        argv += ["--configfile", *map(str, configfiles)]
+    if config_args:
+        argv += ["--config", *config_args]
+    return argv
+
+
+def become_driver(workdir: str | Path = ".", unlock: list[str] | None = None) -> None:
+    """Record this process as the driver. If the last driver on this host was killed, its
+    Snakemake lock is left behind: remove it with Snakemake's own `--unlock` (the `unlock`
+    command), so a re-run resumes."""
     workdir = Path(workdir)
     pid = os.getpid()
     os.environ[DRIVER_ENV] = str(pid)  # services started by this run stop if it dies
@@ -40,14 +57,16 @@ def become_driver(workdir: str | Path = ".") -> None:
         if pid_alive(last["pid"], last.get("pid_start")):
             return  # another run is active here; Snakemake's own lock will refuse this one
         locks = workdir / ".snakemake" / "locks"
-        stale = sorted(locks.glob("*")) if locks.is_dir() else []
-        for lock in stale:
-            lock.unlink(missing_ok=True)
-        if stale:
-            print(
-                f"llmsweep: removed the lock of a killed run (pid {last['pid']})",
-                file=sys.stderr,
-            )
+        if unlock and locks.is_dir() and any(locks.iterdir()):
+            env = {**os.environ, UNLOCKING_ENV: "1"}
+            proc = subprocess.run(unlock, capture_output=True, text=True, env=env, timeout=300)
+            if proc.returncode != 0:
+                print(proc.stdout + proc.stderr, file=sys.stderr)
+            else:
+                print(
+                    f"llmsweep: unlocked the directory of a killed run (pid {last['pid']})",
+                    file=sys.stderr,
+                )
     write_json_atomic(record, {"pid": pid, "pid_start": start_time(pid), "host": host})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+DEMO_MODEL = "gemma3-270m"  # the name the demo model goes by in config and results
 FILE_NAME = "gemma3-270m-q4_k_m.gguf"
 
 

@@ -73,6 +73,25 @@ class RunPaths:
     def report(self) -> Path:
         return self.root / "report"
 
+    def report_file(self, name: str) -> Path:
+        """A file of the report folder: points.csv, metadata.json, throughput.png, ..."""
+        return self.report / name
+
+    def point_plot(self, slug: str, load: str) -> Path:
+        return self.report / "points" / slug / load / "distributions.png"
+
+    def comparison(self, other: str, suffix: str) -> Path:
+        """The comparison of this run with run `other` (suffix .txt or .html)."""
+        return self.compare / f"{other}-vs-{self.run}{suffix}"
+
+    def lease(self, service: str, slug: str, load: str) -> Path:
+        """A sweep point's lease on `service`."""
+        return self.leases / service / slug / f"{load}.json"
+
+    def log(self, *parts: str) -> Path:
+        """A job's log: logs/<parts...>.log (e.g. benchmark, <model>, <load>)."""
+        return self.logs.joinpath(*parts[:-1], f"{parts[-1]}.log")
+
     @property
     def report_page(self) -> Path:
         return self.report / "index.html"
@@ -99,6 +118,11 @@ class RunPaths:
         """The RunPaths of an existing `<results>/<run>` folder."""
         run_dir = Path(run_dir)
         return cls(run_dir.name, run_dir.parent)
+
+    @classmethod
+    def of_report_file(cls, path: str | Path) -> RunPaths:
+        """The RunPaths of a file in `<results>/<run>/report/`."""
+        return cls.of_run_dir(Path(path).parents[1])
 
     @classmethod
     def of_service_file(cls, path: str | Path) -> RunPaths:

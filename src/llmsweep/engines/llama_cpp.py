@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from llmsweep.config import DEMO_MODEL
-from llmsweep.engines import openai
+from llmsweep.engines import NotServable, openai
+from llmsweep.models import DEMO_MODEL
 from llmsweep.util import http_json, http_ok
 
 # Readiness: /health answers 200 once the model is loaded; then one generation must work.
@@ -39,8 +40,18 @@ def binary(configured: str | None) -> str:
     return proc.stdout.strip()
 
 
+ALL_LAYERS = 999  # more than any model has: llama-server offloads every layer
+
+
+def gpu_layers(settings: dict, gpus: int) -> int:
+    """Layers to offload: as configured, else all of them with a GPU and none without."""
+    if settings["gpu_layers"] is not None:
+        return settings["gpu_layers"]
+    return ALL_LAYERS if gpus else 0
+
+
 def command(
-    settings: dict, model: str, model_file: str | Path, cpus: int | None = None
+    settings: dict, model: str, model_file: str | Path, cpus: int | None = None, gpus: int = 0
 ) -> list[str]:
     """The llama-server argument list; `{host}` and `{port}` are filled by the wrapper."""
     threads = settings["threads"] or cpus or os.cpu_count() or 1
@@ -53,7 +64,7 @@ def command(
         "--ctx-size", str(settings["ctx_size"]),
         "--parallel", str(settings["parallel"]),
         "--threads", str(threads),
-        "--n-gpu-layers", str(settings["gpu_layers"]),
+        "--n-gpu-layers", str(gpu_layers(settings, gpus)),
         "--metrics",
         "--no-webui",
     ]  # fmt: skip
@@ -62,6 +73,40 @@ def command(
         # --no-jinja makes the value select a built-in template, not literal template text.
         argv += ["--no-jinja", "--chat-template", template]
     return argv + list(settings["extra_args"])
+
+
+OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+
+
+def verify(ready: dict, log_text: str) -> None:
+    """A server given GPUs and layers to offload must have put layers on a GPU: a CPU-only
+    build (or a GPU it cannot use) would otherwise be benchmarked at CPU speed."""
+    if not ready.get("gpus") or not ready.get("gpu_layers"):
+        return
+    counts = OFFLOADED.findall(log_text)
+    if counts and int(counts[-1][0]) > 0:
+        return
+    said = (
+        f"its log says {counts[-1][0]}/{counts[-1][1]} layers" if counts else "its log names none"
+    )
+    raise NotServable(
+        f"llama-server has {ready['gpus']} GPU(s) but offloaded no layer to a GPU ({said}): "
+        "it is a CPU-only build or cannot use the GPU. Build it with CUDA (bin/install --cuda, "
+        "with nvcc from a CUDA module), or name a GPU build in engines.llama_cpp.binary; to "
+        "measure the CPU on purpose set engines.llama_cpp.gpu_layers: 0"
+    )
+
+
+def devices(server: str) -> list[str]:
+    """The GPU devices `server` can use (`llama-server --list-devices`); empty for a CPU
+    build."""
+    proc = subprocess.run([server, "--list-devices"], capture_output=True, text=True, timeout=60)
+    found = []
+    for line in (proc.stdout + proc.stderr).splitlines():
+        name = line.strip().split(":", 1)[0]
+        if re.fullmatch(r"(CUDA|ROCm|Vulkan|SYCL|Metal|MUSA|CANN)\d+", name):
+            found.append(line.strip())
+    return found
 
 
 def metadata(url: str, model: str) -> dict:

@@ -25,16 +25,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from llmsweep import programs
 from llmsweep.paths import RunPaths
 from llmsweep.util import write_atomic
 
 DATASOURCE_UID = "llmsweep-prometheus"
 ADMIN_USER = "admin"
 IMAGE_HOME = "/usr/share/grafana"  # Grafana's home in the official image
-
-
-class GrafanaUnavailable(RuntimeError):
-    pass
 
 
 def directory(paths: RunPaths) -> Path:
@@ -160,29 +157,9 @@ def _homepath(gcfg: dict, binary: str) -> str:
     return str(Path(binary).resolve().parent.parent)
 
 
-def find_program(gcfg: dict) -> str:
-    """The program that runs Grafana (grafana, or apptainer with an existing image);
-    GrafanaUnavailable says what is missing."""
-    if gcfg["runtime"] == "apptainer":
-        apptainer = shutil.which(gcfg["apptainer"])
-        if not apptainer:
-            raise GrafanaUnavailable(f"{gcfg['apptainer']} is not installed")
-        image = gcfg["image"]
-        if not image or not Path(image).exists():
-            raise GrafanaUnavailable(
-                f"monitoring.grafana.image {image!r} does not exist (build one with "
-                f"'{gcfg['apptainer']} build grafana.sif docker://grafana/grafana-oss')"
-            )
-        return apptainer
-    binary = shutil.which(gcfg["binary"])
-    if not binary:
-        raise GrafanaUnavailable(f"{gcfg['binary']} is not installed")
-    return binary
-
-
 def command(cfg: dict, paths: RunPaths) -> tuple[list[str], dict[str, str]]:
     """Grafana's argv and environment; {host}, {port} (Grafana's) and {service_url} (the
-    Prometheus beside it) are filled in by the service wrapper. Raises GrafanaUnavailable
+    Prometheus beside it) are filled in by the service wrapper. Raises MissingProgram
     when the program or image is missing."""
     gcfg = cfg["monitoring"]["grafana"]
     gdir = directory(paths)
@@ -192,15 +169,10 @@ def command(cfg: dict, paths: RunPaths) -> tuple[list[str], dict[str, str]]:
         "GF_SERVER_HTTP_PORT": "{port}",
         "LLMSWEEP_PROMETHEUS_URL": "{service_url}",
     }
-    program = find_program(gcfg)
     if gcfg["runtime"] == "apptainer":
-        image = gcfg["image"]
-        argv = [program, "exec", "--cleanenv", "--no-home", "--bind", f"{gdir}:{gdir}"]
-        for key, value in env.items():
-            argv += ["--env", f"{key}={value}"]
-        argv += [image, "grafana", "server", "--homepath", gcfg["homepath"] or IMAGE_HOME,
-                 "--config", ini]  # fmt: skip
-        return argv, {}
+        args = ["server", "--homepath", gcfg["homepath"] or IMAGE_HOME, "--config", ini]
+        return programs.command("grafana", gcfg, args, binds=(gdir,), env=env)
+    program = programs.find("grafana", gcfg)
     sub = [] if Path(program).name == "grafana-server" else ["server"]  # Grafana < 10 vs >= 10
     return [program, *sub, "--homepath", _homepath(gcfg, program), "--config", ini], env
 
@@ -213,7 +185,7 @@ def sidecar(cfg: dict, paths: RunPaths) -> dict | None:
         return None
     try:
         argv, env = command(cfg, paths)
-    except GrafanaUnavailable:
+    except programs.MissingProgram:
         if gcfg["enabled"] is True:
             raise
         return None
@@ -236,7 +208,7 @@ def unavailable_reason(cfg: dict, paths: RunPaths) -> str | None:
         return "monitoring.grafana.enabled is false"
     try:
         command(cfg, paths)
-    except GrafanaUnavailable as exc:
+    except programs.MissingProgram as exc:
         return str(exc)
     return None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from llmsweep import config, programs
 from llmsweep.paths import RunPaths
 from llmsweep.util import free_port, http_json, read_json, wait_until, write_atomic
 
@@ -26,14 +27,21 @@ class ReopenError(RuntimeError):
 
 def run_window(paths: RunPaths) -> tuple[float, float] | None:
     """(start, end) of the run from its report metadata, else from its point summaries."""
-    meta = paths.root / "report" / "metadata.json"
-    if meta.exists():
-        m = read_json(meta)
+    if paths.metadata.exists():
+        m = read_json(paths.metadata)
         return m["started_at"], m["finished_at"]
-    windows = [read_json(p)["window"] for p in paths.root.glob("bench/*/*/summary.json")]
+    windows = [read_json(p)["window"] for p in paths.summaries()]
     if not windows:
         return None
     return min(w["start"] for w in windows), max(w["end"] for w in windows)
+
+
+def prometheus_program(paths: RunPaths) -> dict:
+    """How the run ran Prometheus (monitoring.prometheus of its config), else the defaults."""
+    try:
+        return read_json(paths.metadata)["config"]["monitoring"]["prometheus"]
+    except (OSError, ValueError, KeyError):
+        return config.program_defaults()
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -49,8 +57,6 @@ def _stop(proc: subprocess.Popen) -> None:
 @contextlib.contextmanager
 def prometheus(paths: RunPaths, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """A Prometheus on the run's data, read back as it was; yields its URL."""
-    from llmsweep.services.definitions import _program
-
     data = (paths.monitoring / "prometheus-data").resolve()
     if not data.is_dir():
         raise ReopenError(f"{data} does not exist: the run has no Prometheus data")
@@ -61,12 +67,23 @@ def prometheus(paths: RunPaths, host: str = "127.0.0.1", port: int = 0) -> Itera
     write_atomic(conf, yaml.safe_dump({"global": {"scrape_interval": "1m"}}))
     port = port or free_port(host)
     log = open(paths.monitoring / "reopen-prometheus.log", "ab")  # noqa: SIM115
+    args = [
+        f"--config.file={conf.resolve()}",
+        f"--storage.tsdb.path={data}",
+        "--storage.tsdb.retention.time=100y",
+        f"--web.listen-address={host}:{port}",
+    ]
+    argv, env = programs.command(
+        "prometheus", prometheus_program(paths), args, binds=(paths.monitoring.resolve(),)
+    )
     proc = subprocess.Popen(
-        [_program("prometheus"), f"--config.file={conf.resolve()}",
-         f"--storage.tsdb.path={data}", "--storage.tsdb.retention.time=100y",
-         f"--web.listen-address={host}:{port}"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )  # fmt: skip
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        env={**os.environ, **env},
+    )
     url = f"http://{host}:{port}"
     try:
 

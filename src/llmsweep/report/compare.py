@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from llmsweep.paths import RunPaths
 from llmsweep.report.table import table
 
 # Figure -> whether higher is better.
@@ -26,7 +27,7 @@ KEYS = ["model", "load"]
 
 
 def load_run(run_dir: Path) -> pd.DataFrame:
-    paths = sorted(str(p) for p in Path(run_dir).glob("bench/*/*/summary.json"))
+    paths = [str(p) for p in RunPaths.of_run_dir(run_dir).summaries()]
     if not paths:
         raise FileNotFoundError(f"no finished points under {run_dir}")
     return table(paths)

@@ -48,4 +48,15 @@ def collect(config: dict, summaries: list[dict], run_dir: Path) -> dict:
         "finished_at": max((p["finished_at"] for p in points), default=None),
         "servers": {p["model"]: p.get("server") for p in points},
         "services": services(run_dir),
+        "monitoring": monitoring_note(config),
     }
+
+
+def monitoring_note(config: dict) -> str:
+    """What the run's monitoring recorded, for the report."""
+    if config.get("monitoring", {}).get("enabled", True):
+        return "on: Prometheus data in monitoring/prometheus-data"
+    return (
+        "off (monitoring.enabled: false): no Prometheus data, node or GPU metrics; "
+        "every figure of this report comes from the requests' own records"
+    )

@@ -9,26 +9,15 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from llmsweep.config import DEMO_MODEL
+from llmsweep import programs
 from llmsweep.engines import llama_cpp, ollama
-from llmsweep.models import demo_model_file
+from llmsweep.models import DEMO_MODEL, demo_model_file
 from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths, model_slug
 from llmsweep.util import write_atomic, write_json_atomic
 
 
-class MissingProgram(RuntimeError):
-    pass
-
-
-def _program(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        raise MissingProgram(f"{name} is not installed (run bin/install)")
-    return path
-
-
-def _base(cfg: dict, paths: RunPaths, key: str, role: str, port_key: str) -> dict:
+def _base(cfg: dict, key: str, role: str, port_key: str) -> dict:
     svc = cfg["services"]
     return {
         "key": key,
@@ -51,19 +40,31 @@ def _target(paths: RunPaths, name: str, labels: dict, path: str = "/metrics") ->
 def exporters(cfg: dict, paths: RunPaths, key: str, role: str, gpu: bool) -> list[dict]:
     """Node (and GPU) exporters that run beside a service on its node."""
     mon = cfg["monitoring"]
+    if not mon["enabled"]:
+        return []
     labels = {"run": cfg["run"], "role": role, "service": key}
     out = []
-    if mon["node_exporter"]:
-        out.append({
-            "name": "node exporter",
-            "argv": [_program("prometheus-node-exporter"), "--web.listen-address={host}:{port}"],
-            "file": str(paths.targets / f"service-node-{key}.json"),
-            "labels": {**labels, "exporter": "node"},
-        })  # fmt: skip
+    if mon["node_exporter"]["enabled"]:
+        argv, env = programs.command(
+            "node_exporter", mon["node_exporter"], ["--web.listen-address={host}:{port}"]
+        )
+        out.append(
+            {
+                "name": "node exporter",
+                "argv": argv,
+                "env": env,
+                "file": str(paths.targets / f"service-node-{key}.json"),
+                "labels": {**labels, "exporter": "node"},
+            }
+        )
     if gpu and mon["gpu_exporter"]:
         if mon["gpu_exporter_kind"] == "dcgm":
             argv = list(mon["dcgm_exporter"])
-            _program(argv[0])
+            if not shutil.which(argv[0]):
+                raise programs.MissingProgram(
+                    f"monitoring.dcgm_exporter: {argv[0]} is not on PATH (load the module "
+                    "that provides dcgm-exporter, or give its path or an apptainer command)"
+                )
         else:
             argv = [sys.executable, "-m", "llmsweep.metrics.gpu_exporter",
                     "--host", "{host}", "--port", "{port}"]  # fmt: skip
@@ -77,15 +78,17 @@ def exporters(cfg: dict, paths: RunPaths, key: str, role: str, gpu: bool) -> lis
 
 
 def pushgateway(cfg: dict, paths: RunPaths) -> dict:
-    spec = _base(cfg, paths, "pushgateway", "pushgateway", "pushgateway")
+    spec = _base(cfg, "pushgateway", "pushgateway", "pushgateway")
     state = paths.monitoring / "pushgateway.state"
     state.parent.mkdir(parents=True, exist_ok=True)
-    spec["argv"] = [
-        _program("prometheus-pushgateway"),
+    args = [
         "--web.listen-address={host}:{port}",
         f"--persistence.file={state.resolve()}",
         "--persistence.interval=5s",
     ]
+    spec["argv"], spec["env"] = programs.command(
+        "pushgateway", cfg["monitoring"]["pushgateway"], args, binds=(state.parent.resolve(),)
+    )
     spec["ready"] = {"kind": "http", "path": "/-/ready"}
     labels = {"run": cfg["run"], "role": "pushgateway"}
     spec["targets"] = [_target(paths, "pushgateway", labels)]
@@ -113,20 +116,25 @@ def prometheus_config(cfg: dict, paths: RunPaths) -> dict:
 
 
 def prometheus(cfg: dict, paths: RunPaths) -> dict:
-    spec = _base(cfg, paths, "prometheus", "prometheus", "prometheus")
+    spec = _base(cfg, "prometheus", "prometheus", "prometheus")
     paths.targets.mkdir(parents=True, exist_ok=True)
     conf = paths.monitoring / "prometheus.yml"
     write_atomic(conf, yaml.safe_dump(prometheus_config(cfg, paths), sort_keys=False))
     data = paths.monitoring / "prometheus-data"
     data.mkdir(parents=True, exist_ok=True)
-    spec["argv"] = [
-        _program("prometheus"),
+    args = [
         f"--config.file={conf.resolve()}",
         f"--storage.tsdb.path={data.resolve()}",
         "--storage.tsdb.retention.time=100y",  # the run's data is kept, reopened later
         "--web.listen-address={host}:{port}",
         "--web.enable-lifecycle",
     ]
+    spec["argv"], spec["env"] = programs.command(
+        "prometheus",
+        cfg["monitoring"]["prometheus"],
+        args,
+        binds=(paths.monitoring.resolve(),),  # config, file_sd targets, data
+    )
     spec["ready"] = {"kind": "http", "path": "/-/ready"}
     labels = {"run": cfg["run"], "role": "prometheus"}
     spec["targets"] = [_target(paths, "service-prometheus", labels)]
@@ -159,23 +167,27 @@ def model_file(cfg: dict, model: str) -> Path:
     raise KeyError(model)
 
 
-def llm_server(cfg: dict, paths: RunPaths, model: str, cpus: int | None = None) -> dict:
+def llm_server(
+    cfg: dict, paths: RunPaths, model: str, cpus: int | None = None, gpus: int = 0
+) -> dict:
+    """The LLM server of `model`, with the `cpus` and `gpus` its job (or machine) gives it."""
     key = f"llm_server.{model_slug(model)}"
-    spec = _base(cfg, paths, key, "llm_server", "llm_server")
+    spec = _base(cfg, key, "llm_server", "llm_server")
     engine = cfg["engine"]
+    spec["ready"] = {"kind": "llm", "engine": engine, "model": model, "gpus": gpus}
     if engine == "llama_cpp":
-        spec["argv"] = llama_cpp.command(
-            cfg["engines"]["llama_cpp"], model, model_file(cfg, model), cpus
-        )
+        settings = cfg["engines"]["llama_cpp"]
+        spec["argv"] = llama_cpp.command(settings, model, model_file(cfg, model), cpus, gpus)
+        spec["ready"]["gpu_layers"] = llama_cpp.gpu_layers(settings, gpus)
     elif engine == "ollama":
         spec["argv"], spec["env"] = ollama.command(cfg["engines"]["ollama"])
-        _program(spec["argv"][0])
+        if not shutil.which(spec["argv"][0]):
+            raise programs.MissingProgram(f"engines.ollama: {spec['argv'][0]} is not on PATH")
         # Ollama serves every model it has; one server per model keeps points apart.
     else:
         raise ValueError(f"engine {engine} is not started by llmsweep")
-    spec["ready"] = {"kind": "llm", "engine": engine, "model": model}
     labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": engine}
-    if engine == "llama_cpp":  # Ollama has no Prometheus endpoint
+    if engine == "llama_cpp" and cfg["monitoring"]["enabled"]:  # Ollama has no /metrics
         spec["targets"] = [_target(paths, f"service-{key}", labels)]
     spec["sidecars"] = exporters(cfg, paths, key, "llm_server", gpu=True)
     return spec
@@ -183,7 +195,7 @@ def llm_server(cfg: dict, paths: RunPaths, model: str, cpus: int | None = None) 
 
 def client_service(cfg: dict, paths: RunPaths, model: str, llm_url: str) -> dict:
     key = f"client_service.{model_slug(model)}"
-    spec = _base(cfg, paths, key, "client", "client_service")
+    spec = _base(cfg, key, "client", "client_service")
     spec["argv"] = [
         sys.executable, "-m", "gunicorn",
         "--bind", "{host}:{port}",
@@ -202,7 +214,8 @@ def client_service(cfg: dict, paths: RunPaths, model: str, llm_url: str) -> dict
     }
     spec["ready"] = {"kind": "http", "path": "/health"}
     labels = {"run": cfg["run"], "role": "client", "model": model, "engine": cfg["engine"]}
-    spec["targets"] = [_target(paths, f"service-{key}", labels)]
+    if cfg["monitoring"]["enabled"]:
+        spec["targets"] = [_target(paths, f"service-{key}", labels)]
     spec["sidecars"] = exporters(cfg, paths, key, "client", gpu=False)
     return spec
 
@@ -214,7 +227,7 @@ def build(cfg: dict, paths: RunPaths, service: str, model: str | None = None, **
     if service == "prometheus":
         return prometheus(cfg, paths)
     if service == "llm_server":
-        return llm_server(cfg, paths, model, deps.get("cpus"))
+        return llm_server(cfg, paths, model, deps.get("cpus"), deps.get("gpus", 0))
     if service == "client_service":
         return client_service(cfg, paths, model, deps["llm_url"])
     raise ValueError(f"unknown service {service!r}")

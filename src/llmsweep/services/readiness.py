@@ -6,11 +6,19 @@ from llmsweep.engines import engine_module
 from llmsweep.util import http_ok
 
 
-def check_ready(ready: dict, url: str) -> bool:
+def check_ready(ready: dict, url: str, log_text: str = "") -> bool:
+    """Whether the service does its job. An LLM engine may also check, from the server's
+    own log since this start, that it serves as configured, raising NotServable if not."""
     if ready["kind"] == "http":
         return http_ok(url + ready["path"])
     if ready["kind"] == "llm":
-        return engine_module(ready["engine"]).ready(url, ready["model"])
+        engine = engine_module(ready["engine"])
+        if not engine.ready(url, ready["model"]):
+            return False
+        verify = getattr(engine, "verify", None)
+        if verify is not None:
+            verify(ready, log_text)
+        return True
     raise ValueError(f"unknown readiness kind {ready['kind']!r}")
 
 

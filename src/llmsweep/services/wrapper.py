@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from llmsweep.engines import NotServable
 from llmsweep.procs import pid_alive
 from llmsweep.services.readiness import check_ready
 from llmsweep.util import free_port, port_is_free, read_json, write_json_atomic
@@ -63,6 +64,16 @@ def _history(spec: dict, event: str, **extra) -> None:
         f.write(json.dumps(line) + "\n")
 
 
+def _read_from(path: Path, offset: int) -> str:
+    """The service log from `offset` (this start) on; empty when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _owner_alive(spec: dict) -> bool:
     owner_file = spec.get("owner_file")
     if not owner_file:
@@ -85,50 +96,43 @@ def _idle_for(spec: dict) -> float:
         return 0.0
 
 
-def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
-    """Body of the watcher process; never returns."""
-    url = f"http://{host}:{port}"
-    endpoint = {
-        "key": spec["key"],
-        "instance": spec["instance"],
-        "url": url,
-        "host": host,
-        "port": port,
-        "pid": server_pid,
-    }
+def _remove_if_ours(path: str, instance: str, owner_of) -> None:
+    """Remove a registration file written by this instance (`owner_of(content)` names the
+    instance that wrote it); leave a newer instance's alone."""
+    try:
+        if owner_of(read_json(path)) == instance:
+            _remove(path)
+    except (OSError, ValueError, LookupError):
+        pass
 
-    sidecars: list[subprocess.Popen] = []
 
-    def tidy() -> None:
-        """Unregister this instance: history, exporters, targets, endpoint."""
-        _history(spec, "stopped")
-        for proc in sidecars:
-            proc.terminate()
-        exporters = [s for s in spec.get("sidecars", []) if "file" in s]
-        for target in spec.get("targets", []) + exporters:
-            try:
-                if read_json(target["file"])[0]["labels"].get("instance_id") == spec["instance"]:
-                    _remove(target["file"])
-            except (OSError, ValueError, LookupError):
-                pass
-        for sidecar in spec.get("sidecars", []):
-            try:
-                if read_json(sidecar["access_file"])["instance_id"] == spec["instance"]:
-                    _remove(sidecar["access_file"])
-            except (OSError, ValueError, LookupError):
-                pass
-        try:
-            if read_json(spec["endpoint_file"]).get("instance") == spec["instance"]:
-                _remove(spec["endpoint_file"])
-        except (OSError, ValueError):
-            pass
+def unregister(spec: dict, sidecars: list[subprocess.Popen]) -> None:
+    """Unregister this instance: history, sidecars, file_sd targets, access files, endpoint."""
+    _history(spec, "stopped")
+    for proc in sidecars:
+        proc.terminate()
+    instance = spec["instance"]
+    exporters = [s for s in spec.get("sidecars", []) if "file" in s]
+    for target in spec.get("targets", []) + exporters:
+        _remove_if_ours(target["file"], instance, lambda t: t[0]["labels"].get("instance_id"))
+    for sidecar in spec.get("sidecars", []):
+        if "access_file" in sidecar:
+            _remove_if_ours(sidecar["access_file"], instance, lambda a: a["instance_id"])
+    _remove_if_ours(spec["endpoint_file"], instance, lambda e: e.get("instance"))
 
-    def cleanup(*_):
-        tidy()
-        os._exit(0)
 
-    signal.signal(signal.SIGTERM, cleanup)
-    signal.signal(signal.SIGINT, cleanup)
+def _give_up(message: str) -> None:
+    """Stop the server and its sidecars, and this watcher, before the service was ready."""
+    log(message)
+    os.killpg(os.getpgid(0), signal.SIGTERM)
+    os._exit(1)
+
+
+def wait_ready(spec: dict, url: str, server_pid: int) -> None:
+    """Probe until the service does its job; give up when the server exits, cannot serve
+    as configured, or is not ready in time."""
+    service_log = Path(spec["endpoint_file"]).with_name("service.log")
+    log_start = service_log.stat().st_size if service_log.exists() else 0
     deadline = time.monotonic() + spec["ready_timeout_s"]
     delay = 0.02
     reason: object = "no answer yet"
@@ -137,38 +141,49 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
             log("server exited before it was ready")
             os._exit(1)
         try:
-            ready = check_ready(spec["ready"], url)
-        except Exception as exc:  # noqa: BLE001 - any probe failure means "not yet"
-            ready = False
-            reason = exc
-        else:
+            if check_ready(spec["ready"], url, _read_from(service_log, log_start)):
+                return
             reason = "probe answered not ready"
-        if ready:
-            break
+        except NotServable as exc:
+            _give_up(f"cannot serve as configured: {exc}; stopping")
+        except Exception as exc:  # noqa: BLE001 - any probe failure means "not yet"
+            reason = exc
         if time.monotonic() > deadline:
-            log(f"not ready after {spec['ready_timeout_s']} s (last: {reason!r}); stopping")
-            os.killpg(os.getpgid(0), signal.SIGTERM)
-            os._exit(1)
+            _give_up(f"not ready after {spec['ready_timeout_s']} s (last: {reason!r}); stopping")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
-    # Sidecars first: whoever sees the endpoint also finds their files (Grafana's URL).
+
+
+def register(spec: dict, host: str, port: int, server_pid: int) -> list[subprocess.Popen]:
+    """Start the sidecars, then write the endpoint file and the file_sd targets; return
+    the sidecars' processes. Sidecars first: whoever sees the endpoint also finds their
+    files (Grafana's URL)."""
+    url = f"http://{host}:{port}"
+    sidecars = []
     for sidecar in spec.get("sidecars", []):
         proc = start_sidecar(sidecar, host, spec["instance"], url)
         if proc is not None:
             sidecars.append(proc)
-    endpoint["ready_at"] = time.time()
+    endpoint = {"key": spec["key"], "instance": spec["instance"], "url": url, "host": host,
+                "port": port, "pid": server_pid, "ready_at": time.time()}  # fmt: skip
     write_json_atomic(spec["endpoint_file"], endpoint)
     _history(spec, "ready", url=url)
     for target in spec.get("targets", []):
-        labels = {**target.get("labels", {}), "__metrics_path__": target.get("path", "/metrics"),
-                  "instance_id": spec["instance"]}  # fmt: skip
+        labels = {**target.get("labels", {}), "instance_id": spec["instance"],
+                  "__metrics_path__": target.get("path", "/metrics")}  # fmt: skip
         write_json_atomic(target["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
     log(f"ready at {url}")
+    return sidecars
+
+
+def guard(spec: dict, server_pid: int, tidy) -> None:
+    """Until the server exits: stop it when its leases go idle or its owner is gone."""
     while True:
         time.sleep(WATCH_INTERVAL_S)
         if not pid_alive(server_pid):
             log("server exited")
-            cleanup()
+            tidy()
+            os._exit(0)
         idle = _idle_for(spec)
         if idle > spec["idle_timeout_s"]:
             log(f"no lease renewed for {idle:.0f} s; stopping the service")
@@ -176,6 +191,24 @@ def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
         elif not _owner_alive(spec):
             log("the workflow that owns this service is gone; stopping the service")
             stop_group(server_pid, tidy)
+
+
+def watch(spec: dict, host: str, port: int, server_pid: int) -> None:
+    """Body of the watcher process: wait until ready, register, guard; never returns."""
+    sidecars: list[subprocess.Popen] = []
+
+    def tidy() -> None:
+        unregister(spec, sidecars)
+
+    def cleanup(*_):
+        tidy()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, cleanup)
+    signal.signal(signal.SIGINT, cleanup)
+    wait_ready(spec, f"http://{host}:{port}", server_pid)
+    sidecars.extend(register(spec, host, port, server_pid))
+    guard(spec, server_pid, tidy)
 
 
 def start_sidecar(
