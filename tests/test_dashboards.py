@@ -24,9 +24,9 @@ from llmsweep.monitoring import dashboards, grafana
 from llmsweep.monitoring.reopen import prometheus as reopened_prometheus
 from llmsweep.monitoring.reopen import run_window
 from llmsweep.paths import RunPaths
+from llmsweep.procs import pid_alive
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller
-from llmsweep.procs import pid_alive
 from llmsweep.services.local import LocalBackend
 from llmsweep.util import http_json, wait_until
 

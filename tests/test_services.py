@@ -13,9 +13,9 @@ import pytest
 from conftest import alive_pids
 from llmsweep import config
 from llmsweep.paths import RunPaths
+from llmsweep.procs import pid_alive, start_time
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller, ServiceError
-from llmsweep.procs import pid_alive, start_time
 from llmsweep.util import http_json, http_ok, wait_until
 
 
