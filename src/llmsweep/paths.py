@@ -113,6 +113,31 @@ class RunPaths:
         """What the web front end's launch wrote: config, driver record, log, exit status."""
         return self.root / "launch"
 
+    @property
+    def launch_config(self) -> Path:
+        """The config the run was launched with (its run name filled in)."""
+        return self.launch / "config.yaml"
+
+    @property
+    def driver_record(self) -> Path:
+        """The launched workflow driver: its PID, the PID's start time, host and argv."""
+        return self.launch / "driver.json"
+
+    @property
+    def driver_exit(self) -> Path:
+        """How the launched workflow driver ended: its return code and when."""
+        return self.launch / "exit.json"
+
+    @property
+    def driver_log(self) -> Path:
+        """What the launched workflow driver printed (Snakemake's log)."""
+        return self.launch / "driver.log"
+
+    def relative(self, path: str | Path) -> str:
+        """`path`, somewhere under the run's folder, as a path relative to that folder (the
+        spelling the web front end's file operations take)."""
+        return Path(path).relative_to(self.root).as_posix()
+
     @classmethod
     def of_run_dir(cls, run_dir: str | Path) -> RunPaths:
         """The RunPaths of an existing `<results>/<run>` folder."""

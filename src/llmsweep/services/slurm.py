@@ -1,9 +1,12 @@
 """The `slurm` backend: each service is a batch job (sbatch), watched with squeue,
-stopped with scancel. The one place that builds sbatch command lines."""
+stopped with scancel. The one place that builds sbatch command lines and calls SLURM's
+commands, for the services and for the web front end's view of a run's queue."""
 
 from __future__ import annotations
 
+import re
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +14,11 @@ from pathlib import Path
 JOB_SCRIPT = Path(__file__).with_name("slurm_job.sh")
 LIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "RESIZING"}
 DEFAULT_RUNTIME_MIN = 240
+JOB_ID = re.compile(r"^[0-9]+(_[0-9]+)?$")  # a job, or one task of an array job
+# squeue's fields, in the order of QUEUE_FIELDS: id, name, state, time used, time limit,
+# partition, and the nodes (or why the job waits).
+QUEUE_FORMAT = "%i|%j|%T|%M|%l|%P|%R"
+QUEUE_FIELDS = ("id", "name", "state", "time", "time_limit", "partition", "nodes")
 
 
 class SlurmError(RuntimeError):
@@ -22,6 +30,44 @@ def _run(cmd: list[str], timeout: float = 60) -> str:
     if proc.returncode != 0:
         raise SlurmError(f"{cmd[0]} failed: {(proc.stderr or proc.stdout).strip()}")
     return proc.stdout
+
+
+def _output(cmd: list[str], label: str, timeout: float) -> str:
+    """`cmd`'s output; when it fails, SlurmError "LABEL: what SLURM said"."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SlurmError(f"{label}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def available() -> bool:
+    """Whether SLURM's commands are on this machine (squeue on PATH)."""
+    return shutil.which("squeue") is not None
+
+
+def queue_of_user(timeout: float = 30) -> list[dict]:
+    """This user's jobs in the queue (squeue --me), one dict of QUEUE_FIELDS per job."""
+    cmd = ["squeue", "--me", "--noheader", f"--format={QUEUE_FORMAT}"]
+    return [_queue_row(line) for line in _output(cmd, "squeue", timeout).splitlines()]
+
+
+def _queue_row(line: str) -> dict:
+    values = line.split("|", len(QUEUE_FIELDS) - 1)
+    if len(values) != len(QUEUE_FIELDS):
+        raise ValueError(f"squeue printed {line!r}, not {QUEUE_FORMAT}")
+    return dict(zip(QUEUE_FIELDS, values, strict=True))
+
+
+def valid_job_id(text: str) -> bool:
+    """Whether `text` is a job id (digits, or digits_digits for a task of an array job)."""
+    return bool(JOB_ID.match(text))
+
+
+def cancel(job_id: str, timeout: float = 30) -> None:
+    """scancel one job, by an id checked to be one (never an option or a user's text)."""
+    if not valid_job_id(job_id):
+        raise ValueError(f"{job_id!r} is not a SLURM job id")
+    _output(["scancel", job_id], f"scancel {job_id}", timeout)
 
 
 def _minutes(runtime) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from flask import Blueprint, current_app, jsonify, request
@@ -94,29 +95,46 @@ def set_target():
     if kind == "local":
         new = LocalTarget(current_app.config["WORKFLOW"], data.get("workdir") or ".")
     elif kind == "ssh":
-        host = str(data.get("host") or "").strip()
-        if not host or host.startswith("-") or any(c.isspace() for c in host):
-            raise BadRequest("host: a host name or address is required")
-        try:
-            port = int(data.get("port") or 22)
-        except ValueError:
-            raise BadRequest("port: a number") from None
-        if not 0 < port < 65536:
-            raise BadRequest("port: 1 to 65535")
-        new = SshTarget(
-            host, port, user=data.get("user") or None, key_file=data.get("key_file") or None,
-            known_hosts=current_app.config["KNOWN_HOSTS"],
-            workflow=data.get("workflow") or "llmsweep", workdir=data.get("workdir") or None,
-            python=data.get("python") or None,
-        )  # fmt: skip
-        if data.get("upload"):
-            count = new.upload(Path(current_app.config["WORKFLOW"]))
-            state().swap(new)
-            return jsonify({**new.describe(), "uploaded": count})
+        new = ssh_target(data)
     else:
         raise BadRequest("kind: local or ssh")
+    extra = {}
+    if kind == "ssh" and data.get("upload"):
+        extra["uploaded"] = new.upload(Path(current_app.config["WORKFLOW"]))
     state().swap(new)
-    return jsonify(new.describe())
+    return jsonify({**new.describe(), **extra})
+
+
+def ssh_target(data: dict) -> SshTarget:
+    """The SSH target the request names, connected (the host key checked)."""
+    host, port = ssh_host(data), ssh_port(data)
+    return SshTarget(
+        host,
+        port,
+        user=data.get("user") or None,
+        key_file=data.get("key_file") or None,
+        known_hosts=current_app.config["KNOWN_HOSTS"],
+        workflow=data.get("workflow") or "llmsweep",
+        workdir=data.get("workdir") or None,
+        python=data.get("python") or None,
+    )
+
+
+def ssh_host(data: dict) -> str:
+    host = str(data.get("host") or "").strip()
+    if not host or host.startswith("-") or any(c.isspace() for c in host):
+        raise BadRequest("host: a host name or address is required")
+    return host
+
+
+def ssh_port(data: dict) -> int:
+    try:
+        port = int(data.get("port") or 22)
+    except ValueError:
+        raise BadRequest("port: a number") from None
+    if not 0 < port < 65536:
+        raise BadRequest("port: 1 to 65535")
+    return port
 
 
 @bp.get("/runs")
@@ -168,17 +186,22 @@ def monitoring(run):
     info = result.json()
     out = {"grafana": None, "prometheus": None, "tunnel": target().kind == "ssh"}
     if info.get("grafana"):
-        g = info["grafana"]
-        out["grafana"] = {
-            "url": target().forward(g["host"], g["port"]),
-            "user": g["user"],
-            "password_file": g["password_file"],
-            "remote_url": g["url"],
-        }
+        out["grafana"] = grafana_link(info["grafana"])
     if info.get("prometheus"):
-        from urllib.parse import urlsplit
-
-        where = urlsplit(info["prometheus"])
-        out["prometheus"] = {"url": target().forward(where.hostname, where.port),
-                             "remote_url": info["prometheus"]}  # fmt: skip
+        out["prometheus"] = prometheus_link(info["prometheus"])
     return jsonify(out)
+
+
+def grafana_link(access: dict) -> dict:
+    """The run's Grafana as this machine reaches it, with its login."""
+    return {
+        "url": target().forward(access["host"], access["port"]),
+        "user": access["user"],
+        "password_file": access["password_file"],
+        "remote_url": access["url"],
+    }
+
+
+def prometheus_link(url: str) -> dict:
+    where = urlsplit(url)
+    return {"url": target().forward(where.hostname, where.port), "remote_url": url}

@@ -58,8 +58,8 @@ def create_app(settings: dict | None = None) -> Flask:
         if given is not None and hmac.compare_digest(given, token):
             # Once, in the link printed at start; then a cookie, and the token leaves the URL.
             args = {k: v for k, v in request.args.items() if k != "token"}
-            target = request.path + ("?" + "&".join(f"{k}={v}" for k, v in args.items())
-                                     if args else "")  # fmt: skip
+            query = "&".join(f"{k}={v}" for k, v in args.items())
+            target = request.path + (f"?{query}" if query else "")
             resp = redirect(target if request.method == "GET" else request.path)
             resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
             return resp

@@ -6,9 +6,9 @@ import mimetypes
 
 from flask import Blueprint, Response, abort, render_template, request
 
-from llmsweep.paths import RUN_NAME
+from llmsweep.paths import RUN_NAME, RunPaths
 from llmsweep.web.api import target
-from llmsweep.web.remote import VIEW_LIMIT
+from llmsweep.web.files import VIEW_LIMIT
 
 bp = Blueprint("pages", __name__)
 STATUS = {2: 400, 3: 403, 4: 404, 5: 409}
@@ -72,7 +72,8 @@ def download(run):
 @bp.get("/runs/<run>/report")
 def report(run):
     """The run's report page (self-contained: styles inline, plots as data: images)."""
-    data = _read(run, "report/index.html")
+    paths = RunPaths(run)
+    data = _read(run, paths.relative(paths.report_page))
     resp = Response(data, mimetype="text/html")
     resp.headers["Content-Security-Policy"] = FILE_CSP
     return resp

@@ -50,8 +50,9 @@ class Target:
             argv.append(f"--{key}={value}")
         return [*argv, op, *args]
 
-    def call(self, op: str, *args: str, stdin: bytes = b"", timeout: float = 120,
-             **options: str) -> Result:  # fmt: skip
+    def call(
+        self, op: str, *args: str, stdin: bytes = b"", timeout: float = 120, **options: str
+    ) -> Result:
         raise NotImplementedError
 
     def forward(self, host: str, port: int) -> str:
@@ -73,8 +74,8 @@ class LocalTarget(Target):
 
     def call(self, op, *args, stdin=b"", timeout=120, **options):
         try:
-            out = subprocess.run(self.argv(op, *args, **options), input=stdin,
-                                 capture_output=True, timeout=timeout)  # fmt: skip
+            argv = self.argv(op, *args, **options)
+            out = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise TargetError(f"{op} took longer than {timeout} s") from None
         return Result(out.returncode, out.stdout, out.stderr.decode(errors="replace"))
@@ -89,10 +90,18 @@ class SshTarget(Target):
 
     kind = "ssh"
 
-    def __init__(self, host: str, port: int | None = None, user: str | None = None,
-                 key_file: str | None = None, known_hosts: str | None = None,
-                 workflow: str = "llmsweep", workdir: str | None = None,
-                 python: str | None = None, ssh_config: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        user: str | None = None,
+        key_file: str | None = None,
+        known_hosts: str | None = None,
+        workflow: str = "llmsweep",
+        workdir: str | None = None,
+        python: str | None = None,
+        ssh_config: str | None = None,
+    ):
         import paramiko
 
         self.paramiko = paramiko
@@ -118,10 +127,17 @@ class SshTarget(Target):
             pass
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
-            client.connect(self.host, self.port, username=self.user,
-                           key_filename=self.keys or None, look_for_keys=not self.keys,
-                           allow_agent=True, timeout=15, banner_timeout=15,
-                           auth_timeout=15)  # fmt: skip
+            client.connect(
+                self.host,
+                self.port,
+                username=self.user,
+                key_filename=self.keys or None,
+                look_for_keys=not self.keys,
+                allow_agent=True,
+                timeout=15,
+                banner_timeout=15,
+                auth_timeout=15,
+            )
         except paramiko.BadHostKeyException:
             raise TargetError(
                 f"the host key of {self.host}:{self.port} does NOT match the one in "
@@ -196,8 +212,8 @@ class SshTarget(Target):
 
     def upload(self, local_root: Path) -> int:
         """Copy the workflow's tracked files to the remote workflow folder; return their count."""
-        files = subprocess.run(["git", "-C", str(local_root), "ls-files", "-z"],
-                               capture_output=True, check=True).stdout.split(b"\0")  # fmt: skip
+        listing = ["git", "-C", str(local_root), "ls-files", "-z"]
+        files = subprocess.run(listing, capture_output=True, check=True).stdout.split(b"\0")
         sftp = self.client.open_sftp()
         made = set()
         count = 0
