@@ -180,7 +180,7 @@ def settings(**changes):
 
 def test_native_command_line_and_environment(tmp_path):
     cfg = settings(num_parallel=8, models_dir=str(tmp_path / "store"))
-    argv, env = ollama.command(cfg["engines"]["ollama"])
+    argv, env = ollama.command(cfg["engines"]["ollama"], "llama3.2:1b")
     assert argv == ["ollama", "serve"]
     assert env["OLLAMA_HOST"] == "{host}:{port}"
     assert env["OLLAMA_MODELS"] == str(tmp_path / "store")
@@ -190,7 +190,7 @@ def test_native_command_line_and_environment(tmp_path):
 
 def test_apptainer_command_line(tmp_path):
     cfg = settings(image="/images/ollama-0.12.6.sif", models_dir=str(tmp_path / "store"))
-    argv, env = ollama.command(cfg["engines"]["ollama"])
+    argv, env = ollama.command(cfg["engines"]["ollama"], "llama3.2:1b")
     store = str(tmp_path / "store")
     assert argv == ["apptainer", "exec", "--nv", "--bind", f"{store}:{store}",
                     "--env", f"OLLAMA_MODELS={store}", "/images/ollama-0.12.6.sif",

@@ -9,8 +9,14 @@ import sys
 from pathlib import Path
 
 from llmsweep.engines import NotServable, openai
-from llmsweep.models import DEMO_MODEL
+from llmsweep.models import DEMO_MODEL, demo_model_file
 from llmsweep.util import http_json, http_ok
+
+LAUNCHED = True
+PROTOCOL = "openai"
+KEEPS_CONNECTIONS = False  # it closes the connection after each streamed response
+METRICS_PATH = "/metrics"
+TOKENIZES = True
 
 # Readiness: /health answers 200 once the model is loaded; then one generation must work.
 healthy_path = "/health"
@@ -50,14 +56,24 @@ def gpu_layers(settings: dict, gpus: int) -> int:
     return ALL_LAYERS if gpus else 0
 
 
+def model_file(settings: dict, model: str) -> Path:
+    """The GGUF file of `model`: engines.llama_cpp.model_files, or the demo model's."""
+    files = settings["model_files"]
+    if model in files:
+        return Path(files[model]).resolve()
+    if model == DEMO_MODEL:
+        return demo_model_file()
+    raise KeyError(model)
+
+
 def command(
-    settings: dict, model: str, model_file: str | Path, cpus: int | None = None, gpus: int = 0
-) -> list[str]:
+    settings: dict, model: str, cpus: int | None = None, gpus: int = 0
+) -> tuple[list[str], dict[str, str]]:
     """The llama-server argument list; `{host}` and `{port}` are filled by the wrapper."""
     threads = settings["threads"] or cpus or os.cpu_count() or 1
     argv = [
         binary(settings["binary"]),
-        "--model", str(model_file),
+        "--model", str(model_file(settings, model)),
         "--alias", model,
         "--host", "{host}",
         "--port", "{port}",
@@ -72,7 +88,12 @@ def command(
     if template:
         # --no-jinja makes the value select a built-in template, not literal template text.
         argv += ["--no-jinja", "--chat-template", template]
-    return argv + list(settings["extra_args"])
+    return argv + list(settings["extra_args"]), {}
+
+
+def readiness(settings: dict, model: str, gpus: int) -> dict:
+    """What verify() needs: the GPUs the server has and the layers it was told to offload."""
+    return {"gpus": gpus, "gpu_layers": gpu_layers(settings, gpus)}
 
 
 OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")

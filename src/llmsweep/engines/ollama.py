@@ -11,6 +11,12 @@ from pathlib import Path
 
 from llmsweep.util import http_json, http_ok
 
+LAUNCHED = True
+PROTOCOL = "ollama"  # its native streaming API, with eval_count and the durations
+KEEPS_CONNECTIONS = True
+METRICS_PATH = None  # Ollama has no Prometheus endpoint
+TOKENIZES = False
+
 PULL_TIMEOUT_S = 3600
 
 
@@ -61,7 +67,9 @@ def models_dir(settings: dict) -> Path:
     return Path(cache) / "llmsweep" / "ollama-models"
 
 
-def command(settings: dict) -> tuple[list[str], dict]:
+def command(
+    settings: dict, model: str = "", cpus: int | None = None, gpus: int = 0
+) -> tuple[list[str], dict]:
     """(argv, environment) of `ollama serve`; `{host}` and `{port}` are filled by the wrapper.
 
     OLLAMA_NUM_PARALLEL comes from config, never from the client count, and
@@ -85,6 +93,10 @@ def command(settings: dict) -> tuple[list[str], dict]:
     else:
         argv = [settings["binary"], "serve"]
     return argv, env
+
+
+def readiness(settings: dict, model: str, gpus: int) -> dict:
+    return {}
 
 
 def version(url: str) -> str | None:

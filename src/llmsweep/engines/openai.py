@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from llmsweep.util import http_json, http_ok
 
+LAUNCHED = False  # a server already running at engines.openai.base_url
+PROTOCOL = "openai"
+KEEPS_CONNECTIONS = True
+METRICS_PATH = None  # engines.openai.metrics_path names it where the server has one
+TOKENIZES = True  # vLLM's /tokenize; others answer 404 and synthetic prompts say so
+
+
+def command(settings: dict, model: str, cpus: int | None = None, gpus: int = 0):
+    raise ValueError("engine openai is a server llmsweep does not start")
+
+
+def readiness(settings: dict, model: str, gpus: int) -> dict:
+    return {}
+
 
 def healthy(url: str) -> bool:
     return http_ok(url + "/v1/models")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from llmsweep.engines import engine_module
+
 
 class StreamError(Exception):
     """The server reported an error inside the stream."""
@@ -137,5 +139,5 @@ PROTOCOLS = {"openai": OpenAI, "ollama": Ollama}
 
 
 def for_engine(engine: str):
-    """Ollama is driven through its native API; every other engine through OpenAI's."""
-    return Ollama if engine == "ollama" else OpenAI
+    """The API family the engine's module names (Ollama's native one, or OpenAI's)."""
+    return PROTOCOLS[engine_module(engine).PROTOCOL]

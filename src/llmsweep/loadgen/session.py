@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import aiohttp
 
+from llmsweep.engines import engine_module
+
 
 def raise_fd_limit() -> None:
     """Each open stream holds a socket: lift the soft descriptor limit to the hard one."""
@@ -25,7 +27,7 @@ def new_session(request_timeout_s: float, keep_alive: bool = True) -> aiohttp.Cl
 
 
 def keep_alive_for(engine: str) -> bool:
-    return engine != "llama_cpp"
+    return engine_module(engine).KEEPS_CONNECTIONS
 
 
 class InFlight:

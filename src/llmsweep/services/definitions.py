@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from llmsweep import programs
-from llmsweep.engines import llama_cpp, ollama
-from llmsweep.models import DEMO_MODEL, demo_model_file
+from llmsweep.engines import engine_module
 from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths, model_slug
 from llmsweep.util import write_atomic, write_json_atomic
@@ -158,37 +157,25 @@ def external_target(cfg: dict, paths: RunPaths, model: str) -> Path | None:
     return path
 
 
-def model_file(cfg: dict, model: str) -> Path:
-    files = cfg["engines"]["llama_cpp"]["model_files"]
-    if model in files:
-        return Path(files[model]).resolve()
-    if model == DEMO_MODEL:
-        return demo_model_file()
-    raise KeyError(model)
-
-
 def llm_server(
     cfg: dict, paths: RunPaths, model: str, cpus: int | None = None, gpus: int = 0
 ) -> dict:
     """The LLM server of `model`, with the `cpus` and `gpus` its job (or machine) gives it."""
     key = f"llm_server.{model_slug(model)}"
     spec = _base(cfg, key, "llm_server", "llm_server")
-    engine = cfg["engine"]
-    spec["ready"] = {"kind": "llm", "engine": engine, "model": model, "gpus": gpus}
-    if engine == "llama_cpp":
-        settings = cfg["engines"]["llama_cpp"]
-        spec["argv"] = llama_cpp.command(settings, model, model_file(cfg, model), cpus, gpus)
-        spec["ready"]["gpu_layers"] = llama_cpp.gpu_layers(settings, gpus)
-    elif engine == "ollama":
-        spec["argv"], spec["env"] = ollama.command(cfg["engines"]["ollama"])
-        if not shutil.which(spec["argv"][0]):
-            raise programs.MissingProgram(f"engines.ollama: {spec['argv'][0]} is not on PATH")
-        # Ollama serves every model it has; one server per model keeps points apart.
-    else:
-        raise ValueError(f"engine {engine} is not started by llmsweep")
-    labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": engine}
-    if engine == "llama_cpp" and cfg["monitoring"]["enabled"]:  # Ollama has no /metrics
-        spec["targets"] = [_target(paths, f"service-{key}", labels)]
+    name = cfg["engine"]
+    engine = engine_module(name)
+    if not engine.LAUNCHED:
+        raise ValueError(f"engine {name} is not started by llmsweep")
+    settings = cfg["engines"][name]
+    spec["argv"], spec["env"] = engine.command(settings, model, cpus, gpus)
+    if not shutil.which(spec["argv"][0]):
+        raise programs.MissingProgram(f"engines.{name}: {spec['argv'][0]} is not on PATH")
+    spec["ready"] = {"kind": "llm", "engine": name, "model": model,
+                     **engine.readiness(settings, model, gpus)}  # fmt: skip
+    labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": name}
+    if engine.METRICS_PATH and cfg["monitoring"]["enabled"]:
+        spec["targets"] = [_target(paths, f"service-{key}", labels, engine.METRICS_PATH)]
     spec["sidecars"] = exporters(cfg, paths, key, "llm_server", gpu=True)
     return spec
 
