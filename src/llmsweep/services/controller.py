@@ -13,9 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
-from llmsweep.driver import DRIVER_ENV
 from llmsweep.paths import RunPaths
-from llmsweep.procs import pid_alive, start_time
+from llmsweep.procs import DRIVER_ENV, pid_alive, start_time
 from llmsweep.services.local import LocalBackend
 from llmsweep.services.readiness import check_health
 from llmsweep.services.slurm import SlurmBackend
