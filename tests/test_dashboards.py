@@ -24,9 +24,9 @@ from llmsweep.monitoring import dashboards, grafana
 from llmsweep.monitoring.reopen import prometheus as reopened_prometheus
 from llmsweep.monitoring.reopen import run_window
 from llmsweep.paths import RunPaths
+from llmsweep.procs import pid_alive
 from llmsweep.services import definitions
 from llmsweep.services.controller import Controller
-from llmsweep.procs import pid_alive
 from llmsweep.services.local import LocalBackend
 from llmsweep.util import http_json, wait_until
 
@@ -232,6 +232,7 @@ def test_grafana_command_lines_native_and_apptainer(tmp_path):
     assert grafana.unavailable_reason(cfg, paths) == "no-such-grafana is not installed"
 
 
+@pytest.mark.e2e
 def test_grafana_runs_beside_prometheus_and_stops_with_it(tmp_path, monkeypatch, no_owner):
     """The wrapper starts Grafana's command (the stand-in program: no Grafana server can be
     installed here) with an explicit address, the Prometheus URL for the datasource, and no
