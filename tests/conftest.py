@@ -49,6 +49,22 @@ def no_owner(monkeypatch):
     monkeypatch.delenv("LLMSWEEP_DRIVER_PID", raising=False)
 
 
+_deselected = 0
+
+
+def pytest_deselected(items):
+    global _deselected
+    _deselected += len(items)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A tier chosen with -m (e.g. "not e2e and not slurm") that leaves nothing to run in the
+    modules asked for (tests/test_workflow.py is all e2e) passed: pytest alone would exit 5."""
+    tier = session.config.getoption("markexpr")
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and tier and _deselected:
+        session.exitstatus = pytest.ExitCode.OK
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

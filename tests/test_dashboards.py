@@ -241,6 +241,7 @@ def test_grafana_command_lines_native_and_apptainer(tmp_path):
     )
 
 
+@pytest.mark.e2e
 def test_grafana_runs_beside_prometheus_and_stops_with_it(tmp_path, monkeypatch, no_owner):
     """The wrapper starts Grafana's command (the stand-in program: no Grafana server can be
     installed here) with an explicit address, the Prometheus URL for the datasource, and no

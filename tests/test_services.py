@@ -1,4 +1,6 @@
-"""The service controller's local backend with the real Pushgateway and Prometheus."""
+"""The service controller's local backend with the real Pushgateway and Prometheus (e2e);
+the wrapper's failures before any service starts are fast (the controller's decisions are in
+test_controller)."""
 
 import json
 import os
@@ -28,6 +30,7 @@ def env(tmp_path, no_owner):
     ctl.stop_all()
 
 
+@pytest.mark.e2e
 def test_ensure_starts_then_reuses_and_stop_all_stops(env):
     cfg, paths, ctl = env
     first = ctl.ensure(definitions.pushgateway(cfg, paths))
@@ -45,6 +48,7 @@ def test_ensure_starts_then_reuses_and_stop_all_stops(env):
     wait_until(lambda: not (paths.targets / "pushgateway.json").exists(), 10, "target removal")
 
 
+@pytest.mark.e2e
 def test_prometheus_scrapes_pushgateway_with_honor_labels(env):
     cfg, paths, ctl = env
     cfg["monitoring"]["scrape_interval_s"] = 1
@@ -85,6 +89,7 @@ def test_a_taken_fixed_port_is_reported_and_never_reused(env):
     assert "services.ports.pushgateway" in message
 
 
+@pytest.mark.e2e
 def test_changed_spec_restarts_and_dead_service_restarts(env):
     cfg, paths, ctl = env
     first = ctl.ensure(definitions.pushgateway(cfg, paths))
@@ -99,6 +104,7 @@ def test_changed_spec_restarts_and_dead_service_restarts(env):
     assert not pid_alive(second["pid"])
 
 
+@pytest.mark.e2e
 def test_prune_drops_leases_of_dead_services_only(env):
     cfg, paths, ctl = env
     gw = ctl.ensure(definitions.pushgateway(cfg, paths))
@@ -114,6 +120,7 @@ def test_prune_drops_leases_of_dead_services_only(env):
     assert live.exists() and not dead.exists()
 
 
+@pytest.mark.e2e
 def test_services_stop_when_their_owner_dies(tmp_path, no_owner):
     cfg = config.load(overrides={"run": "own"})
     paths = RunPaths("own", tmp_path / "results")
@@ -128,6 +135,7 @@ def test_services_stop_when_their_owner_dies(tmp_path, no_owner):
     wait_until(lambda: not alive_pids([gw["pid"]]), 30, "the service to notice its owner died")
 
 
+@pytest.mark.e2e
 def test_idle_service_stops_itself(tmp_path, no_owner):
     cfg = config.load(overrides={"run": "idle", "services": {"idle_timeout_s": 2}})
     paths = RunPaths("idle", tmp_path / "results")
@@ -146,6 +154,7 @@ def test_a_service_that_dies_at_start_fails_fast_with_its_log(env, tmp_path):
     assert time.monotonic() - t0 < 20
 
 
+@pytest.mark.e2e
 def test_cli_status_and_stop_all(env, tmp_path):
     cfg, paths, ctl = env
     gw = ctl.ensure(definitions.pushgateway(cfg, paths))
@@ -158,6 +167,7 @@ def test_cli_status_and_stop_all(env, tmp_path):
     assert not pid_alive(gw["pid"])
 
 
+@pytest.mark.e2e
 def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
     cfg, paths, ctl = env
     cfg["monitoring"]["scrape_interval_s"] = 1

@@ -16,10 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
-from llmsweep.procs import pid_alive, start_time
+from llmsweep.procs import DRIVER_ENV, pid_alive, start_time
 from llmsweep.util import write_json_atomic
-
-DRIVER_ENV = "LLMSWEEP_DRIVER_PID"
 
 
 def _record_path(workdir: Path) -> Path:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+# The environment variable naming the workflow driver's PID: services started under it
+# record it as their owner and stop when it dies.
+DRIVER_ENV = "LLMSWEEP_DRIVER_PID"
+
 
 def proc_stat(pid: int) -> list[str] | None:
     try:

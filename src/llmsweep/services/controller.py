@@ -13,9 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
-from llmsweep.driver import DRIVER_ENV
 from llmsweep.paths import RunPaths
-from llmsweep.procs import pid_alive, start_time
+from llmsweep.procs import DRIVER_ENV, pid_alive, start_time
 from llmsweep.services.local import LocalBackend
 from llmsweep.services.readiness import check_health
 from llmsweep.services.slurm import SlurmBackend
@@ -123,23 +122,40 @@ class Controller:
 
     def _ensure_locked(self, spec: dict) -> dict:
         key = spec["key"]
-        sdir = self._dir(key)
         inst = self.instance(key)
-        wanted = spec_hash(spec)
-        if inst and self.backend_of(inst).alive(inst):
-            ep = self.endpoint(key)
-            same = inst.get("spec_hash") == wanted
-            if same and ep and ep.get("instance") == inst["instance"]:
-                if check_health(spec["ready"], ep["url"]):
-                    self._history(key, inst["instance"], "reused")
-                    self._claim(key)
-                    self.renew(key)
-                    return self._lease(inst, ep, "reused")
-            why = "its configuration changed" if not same else "it is not healthy"
-            print(f"llmsweep: restarting {key}: {why}", file=sys.stderr)
         if inst:
+            lease = self._reusable(spec, inst)
+            if lease:
+                return lease
             self.backend_of(inst).stop(inst)  # what is left of it, e.g. its watcher
         self._clean(key)
+        inst = self._start(spec)
+        ep = self._wait_ready(spec, inst)
+        return self._lease(inst, ep, "started")
+
+    def _reusable(self, spec: dict, inst: dict) -> dict | None:
+        """The lease on `inst` when it is live, runs `spec` unchanged and is healthy (recorded
+        as reused); None otherwise, saying on stderr why a live instance will be restarted."""
+        key = spec["key"]
+        if not self.backend_of(inst).alive(inst):
+            return None
+        ep = self.endpoint(key)
+        same = inst.get("spec_hash") == spec_hash(spec)
+        if same and ep and ep.get("instance") == inst["instance"]:
+            if check_health(spec["ready"], ep["url"]):
+                self._history(key, inst["instance"], "reused")
+                self._claim(key)
+                self.renew(key)
+                return self._lease(inst, ep, "reused")
+        why = "its configuration changed" if not same else "it is not healthy"
+        print(f"llmsweep: restarting {key}: {why}", file=sys.stderr)
+        return None
+
+    def _start(self, spec: dict) -> dict:
+        """Write the full spec, start the service wrapper on it through the backend, and
+        record the new instance (instance.json, history 'started'); return the instance."""
+        key = spec["key"]
+        sdir = self._dir(key)
         instance_id = uuid.uuid4().hex[:12]
         full = {
             **spec,
@@ -162,35 +178,29 @@ class Controller:
             "key": key,
             "role": spec["role"],
             "instance": instance_id,
-            "spec_hash": wanted,
+            "spec_hash": spec_hash(spec),
             "started_at": time.time(),
             "log": str(log),
         }
         write_json_atomic(sdir / "instance.json", inst)
         self._history(key, instance_id, "started")
+        return inst
 
+    def _wait_ready(self, spec: dict, inst: dict) -> dict:
+        """Wait for the endpoint `inst` writes and check its health; return the endpoint.
+
+        On any failure (it ended, timed out, is not healthy, or the wait was interrupted)
+        the instance is stopped, so no queued or running job is left behind, and it raises.
+        """
+        key, log = spec["key"], inst["log"]
         shown = {"state": None}
-
-        def endpoint_ready():
-            ep = self.endpoint(key)
-            if ep and ep.get("instance") == instance_id:
-                return ep
-            state = self.backend.state(inst)
-            if state != shown["state"] and inst.get("job_id"):
-                print(f"llmsweep: {key}: job {inst['job_id']} {state}", file=sys.stderr)
-                shown["state"] = state
-            if state not in LIVE:
-                job = f" (job {inst['job_id']}: {state})" if inst.get("job_id") else ""
-                raise ServiceError(
-                    f"service {key} ended before it was ready{job}; last lines of {log}:\n"
-                    f"{tail(log)}"
-                )
-            return None
-
         deadline = spec["ready_timeout_s"] + spec.get("queue_timeout_s", 0) + 5
         try:
             ep = wait_until(
-                endpoint_ready, deadline, f"service {key}", max_delay=self.backend.poll_max_delay
+                lambda: self._endpoint_if_ready(inst, shown),
+                deadline,
+                f"service {key}",
+                max_delay=self.backend.poll_max_delay,
             )
         except TimeoutError as exc:
             self.backend.stop(inst)
@@ -201,7 +211,25 @@ class Controller:
         if not check_health(spec["ready"], ep["url"]):
             self.backend.stop(inst)
             raise ServiceError(f"service {key} wrote {ep['url']} but does not answer there")
-        return self._lease(inst, ep, "started")
+        return ep
+
+    def _endpoint_if_ready(self, inst: dict, shown: dict) -> dict | None:
+        """One poll of a starting instance: its endpoint once written, else None; a job's
+        state is printed when it changes; raises ServiceError once the instance has ended."""
+        key, log = inst["key"], inst["log"]
+        ep = self.endpoint(key)
+        if ep and ep.get("instance") == inst["instance"]:
+            return ep
+        state = self.backend.state(inst)
+        if state != shown["state"] and inst.get("job_id"):
+            print(f"llmsweep: {key}: job {inst['job_id']} {state}", file=sys.stderr)
+            shown["state"] = state
+        if state not in LIVE:
+            job = f" (job {inst['job_id']}: {state})" if inst.get("job_id") else ""
+            raise ServiceError(
+                f"service {key} ended before it was ready{job}; last lines of {log}:\n{tail(log)}"
+            )
+        return None
 
     def _history(self, key: str, instance: str, event: str) -> None:
         line = {"instance": instance, "event": event, "time": time.time()}
