@@ -47,8 +47,10 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float) -> pd.DataFrame:
             verdict = ""
             if abs(change) > threshold:
                 verdict = "REGRESSION" if worse else "improvement"
-            rows.append({**{k: r[k] for k in KEYS}, "metric": metric, "a": va, "b": vb,
-                         "change": change, "verdict": verdict})  # fmt: skip
+            keys = {k: r[k] for k in KEYS}
+            rows.append(
+                {**keys, "metric": metric, "a": va, "b": vb, "change": change, "verdict": verdict}
+            )
     return pd.DataFrame(rows, columns=KEYS + ["metric", "a", "b", "change", "verdict"])
 
 

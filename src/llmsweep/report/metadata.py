@@ -18,7 +18,7 @@ def services(run_dir: Path) -> list[dict]:
         events = (
             [json.loads(x) for x in history.read_text().splitlines()] if history.exists() else []
         )
-        out.append({
+        service = {
             "key": inst["key"],
             "role": inst["role"],
             "backend": inst["backend"],
@@ -26,7 +26,8 @@ def services(run_dir: Path) -> list[dict]:
             "instances_started": sum(e["event"] == "started" for e in events),
             "times_reused": sum(e["event"] == "reused" for e in events),
             "startup_s": [r["time"] - s["time"] for s, r in _pairs(events)],
-        })  # fmt: skip
+        }
+        out.append(service)
     return out
 
 

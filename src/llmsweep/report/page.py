@@ -1,12 +1,15 @@
-"""The report page: one self-contained HTML file (images inlined), plus the plotted values."""
+"""The report page: one self-contained HTML file (images inlined), plus the plotted values.
+
+The page's HTML lives in templates/report.html.j2; this module gathers what it shows."""
 
 from __future__ import annotations
 
 import base64
-import html
 
 import pandas as pd
 import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from llmsweep.report import plots
 from llmsweep.util import read_json, write_json_atomic
@@ -31,16 +34,32 @@ COLUMNS = {
     "client_cpu_share": "client CPU",
     "client_saturated": "client saturated",
 }
+# The run-level plots: keys of build_report's `out`, each a PNG file.
+PLOTS = ("throughput", "latency", "throughput_latency", "errors")
+FAILED_COLUMNS = ["model", "load", "requests", "failed", "errors"]
 
 
-def _img(path: str, alt: str) -> str:
+def _table(df: pd.DataFrame) -> Markup:
+    """A DataFrame as an HTML table, its cells escaped by pandas."""
+    html = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", escape=True)
+    return Markup(html)
+
+
+_TEMPLATES = Environment(
+    loader=PackageLoader("llmsweep.report", "templates"),
+    autoescape=select_autoescape(["html.j2"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters["table"] = _table
+
+
+def _png(path: str) -> str:
+    """A PNG file as base64, for a data: URL."""
     with open(path, "rb") as f:
-        data = base64.b64encode(f.read()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", escape=True)
+        return base64.b64encode(f.read()).decode()
 
 
 def _ms(seconds: float) -> int:
@@ -52,74 +71,76 @@ def _knee_text(name: str, d: dict) -> str:
     more load stops adding throughput."""
     unit = "clients" if "clients" in d else "requests/s"
     k = d.get("knee_clients", d.get("knee_rate"))
-    return f"{html.escape(name)}: " + (f"{k:g} {unit}" if k else "not reached in this sweep")
+    return f"{name}: " + (f"{k:g} {unit}" if k else "not reached in this sweep")
+
+
+def _windows(df: pd.DataFrame) -> pd.DataFrame:
+    """Each point's measurement window, as dates and as a Grafana time range."""
+    windows = df[["model", "load", "window_start", "window_end"]].copy()
+    windows["grafana range"] = [
+        f"from={_ms(a)}&to={_ms(b)}"
+        for a, b in zip(df["window_start"], df["window_end"], strict=True)
+    ]
+    for col in ("window_start", "window_end"):
+        windows[col] = pd.to_datetime(windows[col], unit="s").dt.strftime("%F %T")
+    return windows
+
+
+def _load(table_csv: str, metadata_json: str) -> tuple[pd.DataFrame, dict]:
+    """The tidy table of points (no errors: an empty string) and the run's metadata."""
+    df = pd.read_csv(table_csv, keep_default_na=True)
+    df["errors"] = df["errors"].fillna("")
+    return df, read_json(metadata_json)
+
+
+def _plot(df: pd.DataFrame, out: dict) -> dict:
+    """Save the run-level plots to their paths in `out`; return the values each plots."""
+    return {name: getattr(plots, name)(df, out[name]) for name in PLOTS}
+
+
+def _page_values(
+    df: pd.DataFrame, meta: dict, data: dict, out: dict, point_plots: list[str], run: str
+) -> dict:
+    """What the page template shows: figures, tables, plots and what ran."""
+    saturated = df[df["client_saturated"].fillna(False).astype(bool)]
+    servers = [{"model": m, **(s or {})} for m, s in meta["servers"].items()]
+    return {
+        "run": run,
+        "totals": {
+            "points": len(df),
+            "requests": int(df["requests"].sum()),
+            "failed": int(df["failed"].sum()),
+        },
+        "knees": [_knee_text(m, d) for m, d in data["throughput"].items()],
+        "plots": {name: _png(out[name]) for name in PLOTS},
+        "point_plots": [_png(p) for p in point_plots],
+        "points": df[list(COLUMNS)].rename(columns=COLUMNS),
+        "saturated": list(saturated["load"]),
+        "failed": df[df["failed"] > 0][FAILED_COLUMNS],
+        "windows": _windows(df),
+        "servers": pd.DataFrame(servers),
+        "services": pd.DataFrame(meta["services"]),
+        "config": yaml.safe_dump(meta["config"], sort_keys=False),
+    }
+
+
+def _render(values: dict) -> str:
+    """The page's HTML from its template."""
+    return _TEMPLATES.get_template("report.html.j2").render(values)
+
+
+def _write(path: str, page: str) -> None:
+    """Write the page to its file."""
+    with open(path, "w") as f:
+        f.write(page)
 
 
 def build_report(
     table_csv: str, metadata_json: str, point_plots: list[str], out: dict, run: str
 ) -> dict:
     """Write the run-level plots, the page and the plotted values; return those values."""
-    df = pd.read_csv(table_csv, keep_default_na=True)
-    df["errors"] = df["errors"].fillna("")
-    meta = read_json(metadata_json)
-    data = {
-        "throughput": plots.throughput(df, out["throughput"]),
-        "latency": plots.latency(df, out["latency"]),
-        "throughput_latency": plots.throughput_latency(df, out["throughput_latency"]),
-        "errors": plots.errors(df, out["errors"]),
-    }
+    df, meta = _load(table_csv, metadata_json)
+    data = _plot(df, out)
     write_json_atomic(out["data"], data)
-    knees = "; ".join(_knee_text(m, d) for m, d in data["throughput"].items())
-    windows = df[["model", "load", "window_start", "window_end"]].copy()
-    windows["grafana range"] = [
-        f"from={_ms(a)}&to={_ms(b)}"
-        for a, b in zip(df["window_start"], df["window_end"], strict=True)
-    ]
-    windows["window_start"] = pd.to_datetime(windows["window_start"], unit="s").dt.strftime("%F %T")
-    windows["window_end"] = pd.to_datetime(windows["window_end"], unit="s").dt.strftime("%F %T")
-    failed = df[df["failed"] > 0][["model", "load", "requests", "failed", "errors"]]
-    saturated = df[df["client_saturated"].fillna(False).astype(bool)]
-    servers = pd.DataFrame([{"model": m, **(s or {})} for m, s in meta["servers"].items()])
-    services = pd.DataFrame(meta["services"])
-    per_point = "".join(
-        f"<figure>{_img(p, 'TTFT and ITL distributions')}</figure>" for p in point_plots
-    )
-    body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>llmsweep: {html.escape(run)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}
-table{{border-collapse:collapse;margin:1em 0}} td,th{{border:1px solid #ccc;padding:3px 7px;
-text-align:right}} img{{max-width:100%}} figure{{display:inline-block;margin:0.5em}}
-.fail{{color:#b00}} pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style>
-</head><body>
-<h1>llmsweep run {html.escape(run)}</h1>
-<p>{len(df)} points, {int(df["requests"].sum())} requests, {int(df["failed"].sum())} failed.
-Throughput is over each point's measurement window (first request sent to last finished);
-latencies are measured by the client (TTFT: request sent to first generated token).</p>
-<h2>Throughput</h2>{_img(out["throughput"], "throughput against concurrency")}
-<p>Knee (adding clients stops adding throughput): {knees}.</p>
-<h2>Latency</h2>{_img(out["latency"], "latency percentiles against concurrency")}
-<h2>Throughput against latency</h2>{_img(out["throughput_latency"], "throughput vs latency")}
-<h2>Points</h2>{_table(df[list(COLUMNS)].rename(columns=COLUMNS))}
-{
-        ""
-        if saturated.empty
-        else '<p class="fail">The load generator was saturated at '
-        + html.escape(", ".join(saturated["load"]))
-        + ": those latencies include client-side delay.</p>"
-    }
-<h2>Errors</h2>{_img(out["errors"], "errors per point")}
-{"<p>No request failed.</p>" if failed.empty else '<div class="fail">' + _table(failed) + "</div>"}
-<h2>Distributions per point</h2>{per_point}
-<h2>Time windows</h2><p>Each point's window, for Grafana (append the range to a dashboard
-URL) or Prometheus queries.</p>{_table(windows)}
-<h2>What ran</h2>
-<h3>Servers</h3>{_table(servers)}
-<h3>Services</h3>{_table(services)}
-<h3>Config</h3><pre>{html.escape(yaml.safe_dump(meta["config"], sort_keys=False))}</pre>
-<p>The full table: points.csv and points.parquet beside this page; plotted values in
-plot-data.json; metadata in metadata.json.</p>
-</body></html>
-"""
-    with open(out["page"], "w") as f:
-        f.write(body)
+    _write(out["page"], _render(_page_values(df, meta, data, out, point_plots, run)))
     return data

@@ -48,8 +48,12 @@ def throughput(df: pd.DataFrame, out: str) -> dict:
         x, tok = g[xcol].tolist(), g["output_token_throughput_tps"].tolist()
         req = g["request_throughput_rps"].tolist()
         k = knee(x, tok)
-        data[model] = {xcol: x, "output_token_throughput_tps": tok,
-                       "request_throughput_rps": req, f"knee_{xcol}": k}  # fmt: skip
+        data[model] = {
+            xcol: x,
+            "output_token_throughput_tps": tok,
+            "request_throughput_rps": req,
+            f"knee_{xcol}": k,
+        }
         ax_tok.plot(x, tok, marker="o", label=model)
         ax_req.plot(x, req, marker="o", label=model)
         if k is not None:
@@ -86,14 +90,12 @@ def throughput_latency(df: pd.DataFrame, out: str) -> dict:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, name in zip(axes, ("ttft", "e2e"), strict=True):
         for model, _, g in series(df):
+            tok = g["output_token_throughput_tps"]
             for stat, style in (("p50", "-"), ("p99", "--")):
                 col = f"{name}_{stat}_s"
-                ax.plot(g[col], g["output_token_throughput_tps"], style, marker="o",
-                        label=f"{model} {stat}")  # fmt: skip
-                data.setdefault(model, {"output_token_throughput_tps":
-                                        g["output_token_throughput_tps"].tolist()})[col] = g[
-                    col
-                ].tolist()  # fmt: skip
+                ax.plot(g[col], tok, style, marker="o", label=f"{model} {stat}")
+                values = data.setdefault(model, {"output_token_throughput_tps": tok.tolist()})
+                values[col] = g[col].tolist()
         ax.set(xlabel=f"{name.upper()} seconds", ylabel="output tokens/s")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
