@@ -27,8 +27,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def snakemake(workdir: Path) -> float:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--quiet", "all"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--quiet",
+        "all",
+    ]
     t0 = time.time()
     subprocess.run(cmd, check=True, env=env, cwd=workdir, stdout=subprocess.DEVNULL)
     return t0

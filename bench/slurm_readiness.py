@@ -39,8 +39,12 @@ def make_shims(folder: Path, log: Path) -> None:
 
 
 def running_since(job_id: str) -> float:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "Start"],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "Start"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return datetime.fromisoformat(out.split()[0]).timestamp()
 
 
@@ -51,8 +55,13 @@ def main() -> None:
         calls = work / "calls.log"
         make_shims(work / "shims", calls)
         write_test_profile(work)
-        cfg = {"run": "b", "sweep": {"clients": [1, 2], "requests_per_client": 4},
-               "workload": {"max_tokens": 32}}  # fmt: skip
+        # The test cluster's GPUs are fake and llama-server a CPU build: the CPU on purpose.
+        cfg = {
+            "run": "b",
+            "sweep": {"clients": [1, 2], "requests_per_client": 4},
+            "workload": {"max_tokens": 32},
+            "engines": {"llama_cpp": {"gpu_layers": 0}},
+        }
         (work / "config.yaml").write_text(json.dumps(cfg))
         env = {
             **os.environ,
@@ -60,11 +69,25 @@ def main() -> None:
         }
         t0 = time.time()
         subprocess.run(
-            [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-             "--directory", str(work), "--configfile", str(work / "config.yaml"),
-             "--profile", str(work / "profile"), "--quiet"],
-            check=True, env=env, cwd=work, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "--snakefile",
+                str(ROOT / "Snakefile"),
+                "--directory",
+                str(work),
+                "--configfile",
+                str(work / "config.yaml"),
+                "--profile",
+                str(work / "profile"),
+                "--quiet",
+            ],
+            check=True,
+            env=env,
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+        )
         wall = time.time() - t0
         print("readiness overhead (job RUNNING -> lease written):")
         for inst_file in sorted(work.glob("results/b/services/*/instance.json")):

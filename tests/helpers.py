@@ -39,11 +39,16 @@ def write_config(workdir: Path, **changes) -> Path:
 
 def snakemake_cmd(workdir: Path) -> list[str]:
     return [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+    ]
 
 
 def env() -> dict:
@@ -106,9 +111,14 @@ def follow(client, point_id: str) -> tuple[list[dict], dict]:
     raise AssertionError("point did not finish")
 
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium(playwright):
@@ -132,10 +142,22 @@ class WebServer:
     def __init__(self, workdir: Path, *extra: str):
         self.log = open(workdir / "web.log", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmsweep.cli", "web", "--port", "0",
-             "--workdir", str(workdir), *extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env(), cwd=workdir,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "llmsweep.cli",
+                "web",
+                "--port",
+                "0",
+                "--workdir",
+                str(workdir),
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env(),
+            cwd=workdir,
+        )
 
         def url():
             self.log.seek(0)

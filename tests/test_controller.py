@@ -176,8 +176,10 @@ def test_a_changed_spec_stops_the_old_instance_and_says_why(ctl, paths, backend,
     assert backend.stopped() == [first["instance"]]
     assert backend.live == {second["instance"]}
     assert instance(paths)["instance"] == second["instance"]
-    assert history(paths)[-2:] == [(second["instance"], "started"),
-                                   (second["instance"], "acquired")]  # fmt: skip
+    assert history(paths)[-2:] == [
+        (second["instance"], "started"),
+        (second["instance"], "acquired"),
+    ]
 
 
 def test_an_unhealthy_live_instance_is_restarted(ctl, paths, backend, health, capsys):
@@ -252,8 +254,11 @@ def test_an_interrupted_wait_stops_the_instance_and_propagates(paths, health):
     with pytest.raises(KeyboardInterrupt):
         ctl.ensure(make_spec())
     inst = instance(paths)
-    assert backend.calls == [("start", inst["instance"]), ("state", inst["instance"]),
-                             ("stop", inst["instance"])]  # fmt: skip
+    assert backend.calls == [
+        ("start", inst["instance"]),
+        ("state", inst["instance"]),
+        ("stop", inst["instance"]),
+    ]
     assert backend.live == set()
     assert not (paths.service_dir("svc") / "lock").exists()
 

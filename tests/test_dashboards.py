@@ -92,8 +92,9 @@ def test_every_expression_passes_promtool_check_rules(tmp_path):
     assert len(exprs) > 30
     rules = tmp_path / "rules.yml"
     rules.write_text(_rules(exprs))
-    check = subprocess.run(["promtool", "check", "rules", str(rules)],
-                           capture_output=True, text=True)  # fmt: skip
+    check = subprocess.run(
+        ["promtool", "check", "rules", str(rules)], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in check.stdout
     rules.write_text(_rules(["sum by (model (up)"]))  # and a broken one is caught
@@ -139,9 +140,9 @@ def test_every_panel_query_returns_data_for_the_run(monitored_run):
         empty = []
         for board in BOARDS:
             for where, expr in dashboards.expressions(load(board)):
-                query = urllib.parse.urlencode({
-                    "query": substituted(expr, "t"), "start": start - 5, "end": end + 5,
-                    "step": 1})  # fmt: skip
+                query = urllib.parse.urlencode(
+                    {"query": substituted(expr, "t"), "start": start - 5, "end": end + 5, "step": 1}
+                )
                 status, body = http_json(f"{url}/api/v1/query_range?{query}", timeout=30)
                 assert status == 200 and body["status"] == "success", (where, body)
                 values = [float(v) for s in body["data"]["result"] for _, v in s["values"]]
@@ -155,8 +156,10 @@ def test_the_run_s_prometheus_data_is_kept_and_can_be_reopened(monitored_run):
     workdir, _ = monitored_run
     paths = RunPaths("t", workdir / "results")
     with reopened_prometheus(paths) as url:
-        _, body = http_json(f"{url}/api/v1/query?query=count(llmsweep_point_requests)"
-                            f"&time={run_window(paths)[1] + 5}")  # fmt: skip
+        _, body = http_json(
+            f"{url}/api/v1/query?query=count(llmsweep_point_requests)"
+            f"&time={run_window(paths)[1] + 5}"
+        )
         assert body["data"]["result"][0]["value"][1] == "2"  # both points pushed
         _, targets = http_json(f"{url}/api/v1/targets")
         assert targets["data"]["activeTargets"] == []  # reopened: it scrapes nothing
@@ -205,13 +208,15 @@ def test_grafana_command_lines_native_and_apptainer(tmp_path):
     argv, env = grafana.command(cfg, paths)
     ini = str(grafana.directory(paths) / "grafana.ini")
     assert argv == [fake, "server", "--homepath", "/opt/grafana", "--config", ini]
-    assert env == {"GF_SERVER_HTTP_ADDR": "{host}", "GF_SERVER_HTTP_PORT": "{port}",
-                   "LLMSWEEP_PROMETHEUS_URL": "{service_url}"}  # fmt: skip
+    assert env == {
+        "GF_SERVER_HTTP_ADDR": "{host}",
+        "GF_SERVER_HTTP_PORT": "{port}",
+        "LLMSWEEP_PROMETHEUS_URL": "{service_url}",
+    }
 
     image = tmp_path / "grafana.sif"
     image.write_bytes(b"")
-    cfg, paths = _cfg(tmp_path, enabled=True, runtime="apptainer", apptainer=fake,
-                      image=str(image))  # fmt: skip
+    cfg, paths = _cfg(tmp_path, enabled=True, runtime="apptainer", apptainer=fake, image=str(image))
     argv, env = grafana.command(cfg, paths)
     gdir = str(grafana.directory(paths))
     assert argv[:6] == [fake, "exec", "--cleanenv", "--no-home", "--bind", f"{gdir}:{gdir}"]

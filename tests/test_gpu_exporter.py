@@ -13,10 +13,18 @@ from llmsweep.util import free_port, http_ok, wait_until
 def test_without_gpu_reports_zero_gpus_and_an_error_and_exits_cleanly():
     port = free_port("127.0.0.1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmsweep.metrics.gpu_exporter", "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "llmsweep.metrics.gpu_exporter",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         wait_until(lambda: http_ok(url), 30, "the GPU exporter")
@@ -41,10 +49,19 @@ def test_with_a_gpu_reports_each_dcgm_field_and_promtool_accepts_it():
     port = free_port("127.0.0.1")
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'fakes' / 'nvml'}:{ROOT / 'src'}"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmsweep.metrics.gpu_exporter", "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "llmsweep.metrics.gpu_exporter",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         wait_until(lambda: http_ok(url), 30, "the GPU exporter")
@@ -55,8 +72,9 @@ def test_with_a_gpu_reports_each_dcgm_field_and_promtool_accepts_it():
             line = next(x for x in text.splitlines() if x.startswith(f"DCGM_FI_DEV_{field}{{"))
             assert 'gpu="0"' in line and 'model_name="Simulated GPU"' in line, line
         assert "DCGM_FI_DEV_FB_USED{" in text and "} 4096.0" in text  # 4 GiB of 16, in MiB
-        check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
-                               capture_output=True)  # fmt: skip
+        check = subprocess.run(
+            ["promtool", "check", "metrics"], input=text.encode(), capture_output=True
+        )
         assert check.returncode == 0, check.stdout + check.stderr
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -63,11 +63,22 @@ def user():
     remove_user()
     home = Path("/tmp") / f"{USER}-home"
     shutil.rmtree(home, ignore_errors=True)
-    subprocess.run(["useradd", "--create-home", "--home-dir", str(home), "--shell",
-                    "/bin/bash", USER], check=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        ["useradd", "--create-home", "--home-dir", str(home), "--shell", "/bin/bash", USER],
+        check=True,
+        timeout=60,
+    )
     checkout = home / "llmsweep"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = ROOT / rel
         if src.is_file():
@@ -99,10 +110,21 @@ def as_user(user: dict, argv: list[str], monitoring: bool, timeout: int = 1500):
     path = [str(user["system"])]
     if monitoring:
         path.insert(0, str(user["monitoring"]))
-    env = ["env", "-i", f"HOME={user['home']}", f"USER={USER}", f"PATH={':'.join(path)}",
-           "LANG=C.UTF-8"]  # fmt: skip
-    return subprocess.run(["runuser", "-u", USER, "--", *env, *argv], cwd=user["checkout"],
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    env = [
+        "env",
+        "-i",
+        f"HOME={user['home']}",
+        f"USER={USER}",
+        f"PATH={':'.join(path)}",
+        "LANG=C.UTF-8",
+    ]
+    return subprocess.run(
+        ["runuser", "-u", USER, "--", *env, *argv],
+        cwd=user["checkout"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def write_config(user: dict, name: str, **extra) -> str:
@@ -161,8 +183,9 @@ def test_without_monitoring_programs_install_says_how_and_sweeps_run_with_it_off
     assert "monitoring.enabled: false" in out
 
     on = write_config(user, "on")
-    proc = as_user(user, [".venv/bin/llmsweep", "check-config", "--configfile", on],
-                   monitoring=False)  # fmt: skip
+    proc = as_user(
+        user, [".venv/bin/llmsweep", "check-config", "--configfile", on], monitoring=False
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("llmsweep: monitoring.prometheus: prometheus not found")
     proc = as_user(user, ["bin/demo", "--configfile", on], monitoring=False)

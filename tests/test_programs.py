@@ -97,8 +97,14 @@ def test_apptainer_command_lines_of_the_monitoring_services(bare_path, tmp_path)
     mon = paths.monitoring.resolve()
 
     prom = definitions.prometheus(cfg, paths)
-    assert prom["argv"][:6] == [str(apptainer), "exec", "--cleanenv", "--no-home",
-                                "--bind", f"{mon}:{mon}"]  # fmt: skip
+    assert prom["argv"][:6] == [
+        str(apptainer),
+        "exec",
+        "--cleanenv",
+        "--no-home",
+        "--bind",
+        f"{mon}:{mon}",
+    ]
     assert prom["argv"][6:8] == [str(tmp_path / "prometheus.sif"), "prometheus"]
     assert f"--config.file={mon / 'prometheus.yml'}" in prom["argv"]
     assert f"--storage.tsdb.path={mon / 'prometheus-data'}" in prom["argv"]
@@ -106,15 +112,28 @@ def test_apptainer_command_lines_of_the_monitoring_services(bare_path, tmp_path)
     assert prom["env"] == {}
 
     gateway = definitions.pushgateway(cfg, paths)
-    assert gateway["argv"][:8] == [str(apptainer), "exec", "--cleanenv", "--no-home", "--bind",
-                                   f"{mon}:{mon}", str(tmp_path / "pushgateway.sif"),
-                                   "pushgateway"]  # fmt: skip
+    assert gateway["argv"][:8] == [
+        str(apptainer),
+        "exec",
+        "--cleanenv",
+        "--no-home",
+        "--bind",
+        f"{mon}:{mon}",
+        str(tmp_path / "pushgateway.sif"),
+        "pushgateway",
+    ]
     assert f"--persistence.file={mon / 'pushgateway.state'}" in gateway["argv"]
 
     (node,) = definitions.exporters(cfg, paths, "client_service.m", "client", gpu=False)
-    assert node["argv"] == [str(apptainer), "exec", "--cleanenv", "--no-home",
-                            str(tmp_path / "node_exporter.sif"), "node_exporter",
-                            "--web.listen-address={host}:{port}"]  # fmt: skip
+    assert node["argv"] == [
+        str(apptainer),
+        "exec",
+        "--cleanenv",
+        "--no-home",
+        str(tmp_path / "node_exporter.sif"),
+        "node_exporter",
+        "--web.listen-address={host}:{port}",
+    ]
 
 
 def test_native_command_lines_use_the_program_found(bare_path, tmp_path):
@@ -259,6 +278,7 @@ def test_install_options_choose_the_build(tmp_path):
 
 
 def test_install_refuses_an_unknown_option(tmp_path):
-    proc = subprocess.run([str(ROOT / "bin" / "install"), "--frobnicate"], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [str(ROOT / "bin" / "install"), "--frobnicate"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "unknown option --frobnicate" in proc.stderr

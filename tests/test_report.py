@@ -28,8 +28,16 @@ def run_dir(tmp_path_factory):
 
 def test_every_plot_and_table_for_every_point(run_dir):
     report = run_dir / "report"
-    for name in ("throughput.png", "latency.png", "throughput_latency.png", "errors.png",
-                 "index.html", "points.csv", "points.parquet", "metadata.json"):  # fmt: skip
+    for name in (
+        "throughput.png",
+        "latency.png",
+        "throughput_latency.png",
+        "errors.png",
+        "index.html",
+        "points.csv",
+        "points.parquet",
+        "metadata.json",
+    ):
         assert (report / name).stat().st_size > 0, name
     for c in CLIENTS:
         assert (report / "points" / "gemma3-270m" / f"c{c}" / "distributions.png").exists()
@@ -100,17 +108,26 @@ def test_snakemake_report_registers_every_item(run_dir, tmp_path):
     out = workdir / "snakemake-report.zip"
     proc = snakemake(workdir, "--report", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    listing = subprocess.run(["python3", "-m", "zipfile", "-l", str(out)],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
-    for name in ("throughput.png", "latency.png", "throughput_latency.png", "errors.png",
-                 "points.csv", "metadata.json", "index.html"):  # fmt: skip
+    listing = subprocess.run(
+        ["python3", "-m", "zipfile", "-l", str(out)], capture_output=True, text=True, check=True
+    ).stdout
+    for name in (
+        "throughput.png",
+        "latency.png",
+        "throughput_latency.png",
+        "errors.png",
+        "points.csv",
+        "metadata.json",
+        "index.html",
+    ):
         assert name in listing, name
     assert listing.count("distributions.png") == len(CLIENTS)
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "llmsweep.cli", *args], capture_output=True,
-                          text=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "llmsweep.cli", *args], capture_output=True, text=True
+    )
 
 
 def test_compare_with_itself_reports_no_change(run_dir):
@@ -135,9 +152,10 @@ def test_compare_reports_exactly_the_altered_figures(run_dir, tmp_path):
     changes = [line for line in proc.stdout.splitlines() if line.startswith("gemma3-270m")]
     assert len(changes) == 2, proc.stdout
     assert any(
-        c.startswith("gemma3-270m c2 output_token_throughput_tps") and
-        c.endswith("(-30.0%)  REGRESSION") for c in changes
-    ), changes  # fmt: skip
+        c.startswith("gemma3-270m c2 output_token_throughput_tps")
+        and c.endswith("(-30.0%)  REGRESSION")
+        for c in changes
+    ), changes
     assert any(
         c.startswith("gemma3-270m c2 ttft_p99_s") and c.endswith("(+5.0%)") for c in changes
     ), changes
@@ -147,8 +165,11 @@ def test_compare_reports_exactly_the_altered_figures(run_dir, tmp_path):
 
 def test_a_run_with_failed_requests_still_reports_them(tmp_path):
     # A 50 ms limit per request: the server stays healthy, requests time out.
-    write_config(tmp_path, sweep={"clients": [2], "requests_per_client": 2},
-                 workload={"max_tokens": 200, "request_timeout_s": 0.05})  # fmt: skip
+    write_config(
+        tmp_path,
+        sweep={"clients": [2], "requests_per_client": 2},
+        workload={"max_tokens": 200, "request_timeout_s": 0.05},
+    )
     proc = snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = tmp_path / "results" / "t" / "report"

@@ -57,9 +57,20 @@ def test_prometheus_scrapes_pushgateway_with_honor_labels(env):
     from llmsweep.loadgen.stats import summarize
     from llmsweep.metrics.push import push_summary
 
-    records = [{"start": 1.0, "ttft_s": 0.1, "e2e_s": 1.0, "itl_s": [0.1], "tpot_s": 0.9,
-                "output_tokens": 2, "output_tokens_source": "usage", "input_tokens": 3,
-                "ok": True, "error_kind": None}]  # fmt: skip
+    records = [
+        {
+            "start": 1.0,
+            "ttft_s": 0.1,
+            "e2e_s": 1.0,
+            "itl_s": [0.1],
+            "tpot_s": 0.9,
+            "output_tokens": 2,
+            "output_tokens_source": "usage",
+            "input_tokens": 3,
+            "ok": True,
+            "error_kind": None,
+        }
+    ]
     push_summary(gw["url"], {"run": "svc", "model": "m:1", "clients": 4}, summarize(records))
 
     def pushed():
@@ -201,6 +212,7 @@ def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
     ctl.stop_all()
     assert not pid_alive(gw["pid"])
     assert not (paths.targets / "service-node-pushgateway.json").exists()
-    out = subprocess.run(["pgrep", "-f", f"node-exporter.*{node['targets'][0]}"],
-                         capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        ["pgrep", "-f", f"node-exporter.*{node['targets'][0]}"], capture_output=True, text=True
+    )
     assert out.stdout.strip() == ""

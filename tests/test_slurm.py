@@ -34,13 +34,19 @@ def write_config(workdir: Path, clients=(1, 2), requests=2, gpu_layers=0) -> Non
 
 def command(workdir: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"),
-        "--profile", str(workdir / "profile"),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--profile",
+        str(workdir / "profile"),
         *extra,
-    ]  # fmt: skip
+    ]
 
 
 def env() -> dict:
@@ -49,9 +55,13 @@ def env() -> dict:
 
 def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command(workdir, *extra), capture_output=True, text=True, timeout=900, env=env(),
+        command(workdir, *extra),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env(),
         cwd=workdir,
-    )  # fmt: skip
+    )
 
 
 def squeue() -> list[str]:
@@ -65,10 +75,21 @@ def assert_queue_empties() -> None:
 
 def sacct(since_job: int = 0) -> list[dict]:
     out = subprocess.run(
-        ["sacct", "-a", "-X", "-n", "-P", "-S", "now-1day", "-o",
-         "JobID,JobName%60,Partition,AllocTRES%80,State,Comment%80"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "sacct",
+            "-a",
+            "-X",
+            "-n",
+            "-P",
+            "-S",
+            "now-1day",
+            "-o",
+            "JobID,JobName%60,Partition,AllocTRES%80,State,Comment%80",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     keys = ("id", "name", "partition", "tres", "state", "comment")
     rows = [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
     return [r for r in rows if int(r["id"].split("_")[0]) > since_job]
@@ -132,15 +153,19 @@ def test_scancel_llm_server_then_resume(cluster, tmp_path):
     write_config(tmp_path, clients=(1, 2), requests=12)
     write_test_profile(tmp_path)
     log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen(command(tmp_path), stdout=log, stderr=subprocess.STDOUT,
-                              env=env(), cwd=tmp_path)  # fmt: skip
+    driver = subprocess.Popen(
+        command(tmp_path), stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=tmp_path
+    )
     try:
         bench = tmp_path / "results" / "s" / "bench"
 
         def second_point_running():
             done = list(bench.rglob("summary.json"))
-            running = [p for p in bench.rglob("requests.jsonl") if p.stat().st_size and
-                       not (p.parent / "summary.json").exists()]  # fmt: skip
+            running = [
+                p
+                for p in bench.rglob("requests.jsonl")
+                if p.stat().st_size and not (p.parent / "summary.json").exists()
+            ]
             return done and running
 
         wait_until(second_point_running, 600, "a finished point and a running one", max_delay=1)
@@ -172,12 +197,17 @@ def test_signal_to_driver_leaves_no_job(cluster, tmp_path, sig):
     write_config(tmp_path, clients=(2,), requests=50)
     write_test_profile(tmp_path)
     log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen(command(tmp_path), stdout=log, stderr=subprocess.STDOUT,
-                              env=env(), cwd=tmp_path)  # fmt: skip
+    driver = subprocess.Popen(
+        command(tmp_path), stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=tmp_path
+    )
     try:
         requests = point(tmp_path, 2) / "requests.jsonl"
-        wait_until(lambda: requests.exists() and requests.stat().st_size, 600, "a running point",
-                   max_delay=1)  # fmt: skip
+        wait_until(
+            lambda: requests.exists() and requests.stat().st_size,
+            600,
+            "a running point",
+            max_delay=1,
+        )
         assert squeue()
         driver.send_signal(sig)
         driver.wait(300)
@@ -209,12 +239,25 @@ def test_batch_wrapper_runs_the_driver_as_a_job(cluster, tmp_path):
     write_config(tmp_path, clients=(1,), requests=1)
     write_test_profile(tmp_path)
     proc = subprocess.run(
-        ["sbatch", "--parsable", "--wait", "--account=bench", "--time=20",
-         f"--output={tmp_path / 'driver.out'}", str(ROOT / "bin" / "slurm-driver.sbatch"),
-         "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")],
-        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        [
+            "sbatch",
+            "--parsable",
+            "--wait",
+            "--account=bench",
+            "--time=20",
+            f"--output={tmp_path / 'driver.out'}",
+            str(ROOT / "bin" / "slurm-driver.sbatch"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
         env={**env(), "LLMSWEEP_PROFILE": str(tmp_path / "profile")},
-    )  # fmt: skip
+    )
     out = (tmp_path / "driver.out").read_text()
     assert proc.returncode == 0, proc.stderr + out[-3000:]
     assert (point(tmp_path, 1) / "summary.json").exists()

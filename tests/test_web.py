@@ -23,8 +23,9 @@ def web(tmp_path_factory):
     stop_launched_runs(workdir)
 
 
-def http(url: str, token: str | None = None, method: str = "GET", body=None,
-         headers: dict | None = None):  # fmt: skip
+def http(
+    url: str, token: str | None = None, method: str = "GET", body=None, headers: dict | None = None
+):
     req = urllib.request.Request(url, method=method, headers=dict(headers or {}))
     if token:
         req.add_header("Authorization", f"Bearer {token}")
@@ -49,8 +50,9 @@ def test_every_request_needs_the_token(web):
     assert status == 401
     assert http(server.base + "/api/defaults", token=server.token)[0] == 200
     # The address is the one it printed; a page cannot reach it under another name.
-    status, _, _ = http(server.base + "/api/defaults", token=server.token,
-                        headers={"Host": "attacker.example:80"})  # fmt: skip
+    status, _, _ = http(
+        server.base + "/api/defaults", token=server.token, headers={"Host": "attacker.example:80"}
+    )
     assert status == 400
 
 
@@ -80,8 +82,9 @@ def test_browser_fills_the_form_launches_and_watches_the_sweep_to_the_report(web
         browser = chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         collect_errors(page, errors)
-        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400
-                else None)  # fmt: skip
+        page.on(
+            "response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None
+        )
         page.goto(server.url)
         page.wait_for_selector("#wizard[data-ready]")  # defaults filled in
         expect(page.locator("#steps li.current")).to_have_text("Job")
@@ -162,8 +165,15 @@ def test_file_browser_stays_in_the_run_and_escapes_content(web):
     assert headers["Content-Disposition"] == 'attachment; filename="points.csv"'
     status, _, headers = http(f"{base}/download?path=report/throughput.png", server.token)
     assert status == 200 and headers["Content-Type"] == "image/png"
-    for bad in ("../secret.txt", "../../etc/passwd", "/etc/passwd", "escape/passwd",
-                "passwd-link", "bench/../../secret.txt", "%2e%2e/secret.txt"):  # fmt: skip
+    for bad in (
+        "../secret.txt",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "escape/passwd",
+        "passwd-link",
+        "bench/../../secret.txt",
+        "%2e%2e/secret.txt",
+    ):
         for kind in ("view", "download"):
             status, body, _ = http(f"{base}/{kind}?path={bad}", server.token)
             assert status in (400, 404), (kind, bad, status)
@@ -216,8 +226,12 @@ def test_bad_form_input_is_shown_next_to_the_fields_and_nothing_is_launched(web,
         shot(page, artifacts, "5-field-errors")
         # Launching anyway (the API directly) is refused with the same errors.
         browser.close()
-    status, body, _ = http(f"{server.base}/api/runs", server.token, "POST",
-                           {"config": {"run": "badinput", "sweep": {"clients": [0]}}})  # fmt: skip
+    status, body, _ = http(
+        f"{server.base}/api/runs",
+        server.token,
+        "POST",
+        {"config": {"run": "badinput", "sweep": {"clients": [0]}}},
+    )
     assert status == 400
     assert json.loads(body)["errors"][0]["key"] == "sweep.clients"
     assert not (workdir / "results" / "badinput").exists()

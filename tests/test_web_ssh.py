@@ -35,8 +35,21 @@ def sshd(tmp_path_factory):
     assert os.path.exists(SSHD), "openssh-server is not installed (bin/install --test)"
     d = tmp_path_factory.mktemp("sshd")
     for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"llmsweep-{name}",
-                        "-f", str(d / name)], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"llmsweep-{name}",
+                "-f",
+                str(d / name),
+            ],
+            check=True,
+        )
     (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
     port = free_port("127.0.0.1")
     (d / "sshd_config").write_text(f"""Port {port}
@@ -55,8 +68,9 @@ Subsystem sftp internal-sftp
 """)
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation folder
     log = open(d / "sshd.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=log, stderr=subprocess.STDOUT
+    )
 
     def listening():
         assert proc.poll() is None, (d / "sshd.log").read_text()
@@ -72,8 +86,7 @@ Subsystem sftp internal-sftp
 
 
 def call(url, token, method="GET", body=None):
-    req = urllib.request.Request(url, method=method,
-                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
     if body is not None:
         req.data = json.dumps(body).encode()
         req.add_header("Content-Type", "application/json")
@@ -97,29 +110,41 @@ def web(tmp_path_factory, sshd):
 
 
 def target_body(sshd, workdir, **extra):
-    return {"kind": "ssh", "host": "127.0.0.1", "port": sshd["port"], "user": "root",
-            "key_file": sshd["key"], "workflow": str(ROOT), "workdir": str(workdir),
-            "python": sys.executable, **extra}  # fmt: skip
+    return {
+        "kind": "ssh",
+        "host": "127.0.0.1",
+        "port": sshd["port"],
+        "user": "root",
+        "key_file": sshd["key"],
+        "workflow": str(ROOT),
+        "workdir": str(workdir),
+        "python": sys.executable,
+        **extra,
+    }
 
 
 def test_an_unknown_host_key_is_refused_with_a_clear_message(web, sshd, tmp_path):
     server, known = web
-    status, body = call(f"{server.base}/api/target", server.token, "POST",
-                        target_body(sshd, tmp_path))  # fmt: skip
+    status, body = call(
+        f"{server.base}/api/target", server.token, "POST", target_body(sshd, tmp_path)
+    )
     assert status == 502
     message = json.loads(body)["error"]
     assert message.startswith("unknown host key: 127.0.0.1:") and "never accepts" in message
     # A different key recorded for the host: refused as well, and said so.
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True
+    )
     pub = (tmp_path / "other.pub").read_text().split()
     known.write_text(f"[127.0.0.1]:{sshd['port']} {pub[0]} {pub[1]}\n")
-    status, body = call(f"{server.base}/api/target", server.token, "POST",
-                        target_body(sshd, tmp_path))  # fmt: skip
+    status, body = call(
+        f"{server.base}/api/target", server.token, "POST", target_body(sshd, tmp_path)
+    )
     assert status == 502 and "does NOT match" in json.loads(body)["error"]
     known.write_text(sshd["known_line"])
-    status, body = call(f"{server.base}/api/target", server.token, "POST",
-                        target_body(sshd, tmp_path))  # fmt: skip
+    status, body = call(
+        f"{server.base}/api/target", server.token, "POST", target_body(sshd, tmp_path)
+    )
     assert status == 200, body
     assert json.loads(body)["kind"] == "ssh" and json.loads(body)["user"] == "root"
 
@@ -135,8 +160,9 @@ def test_upload_copies_the_workflow_when_asked(web, sshd, tmp_path):
         target_body(sshd, tmp_path, workflow=str(remote), upload=True),
     )
     assert status == 200, body
-    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True,
-                             text=True, check=True).stdout.split()  # fmt: skip
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True, check=True
+    ).stdout.split()
     present = [f for f in tracked if (ROOT / f).is_file()]
     assert json.loads(body)["uploaded"] == len(present)
     assert (remote / "Snakefile").read_bytes() == (ROOT / "Snakefile").read_bytes()
@@ -150,8 +176,15 @@ def test_tunnel_through_the_ssh_connection(sshd, tmp_path):
     handler = lambda *a: SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    target = SshTarget("127.0.0.1", sshd["port"], "root", sshd["key"], str(known),
-                       workflow=str(ROOT), python=sys.executable)  # fmt: skip
+    target = SshTarget(
+        "127.0.0.1",
+        sshd["port"],
+        "root",
+        sshd["key"],
+        str(known),
+        workflow=str(ROOT),
+        python=sys.executable,
+    )
     try:
         url = target.forward("127.0.0.1", httpd.server_address[1])
         assert url != f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -202,18 +235,26 @@ def test_launch_queue_cancel_and_logs_over_ssh_on_slurm(cluster, web, sshd, tmp_
     profile = write_test_profile(workdir)
     (workdir / "profiles").mkdir()
     shutil.move(profile, workdir / "profiles" / "testcluster")
-    status, body = call(f"{server.base}/api/target", server.token, "POST",
-                        target_body(sshd, workdir))  # fmt: skip
+    status, body = call(
+        f"{server.base}/api/target", server.token, "POST", target_body(sshd, workdir)
+    )
     assert status == 200, body
-    config = {"run": RUN, "sweep": {"clients": [1, 2], "requests_per_client": 2},
-              "workload": {"max_tokens": 16},
-              "engines": {"llama_cpp": {"parallel": 2, "ctx_size": 1024}},
-              "services": {"ready_timeout_s": 120, "queue_timeout_s": 120},
-              "monitoring": {"scrape_interval_s": 1}}  # fmt: skip
+    config = {
+        "run": RUN,
+        "sweep": {"clients": [1, 2], "requests_per_client": 2},
+        "workload": {"max_tokens": 16},
+        "engines": {"llama_cpp": {"parallel": 2, "ctx_size": 1024, "gpu_layers": 0}},
+        "services": {"ready_timeout_s": 120, "queue_timeout_s": 120},
+        "monitoring": {"scrape_interval_s": 1},
+    }
     probe = other = None
     try:
-        status, body = call(f"{server.base}/api/runs", server.token, "POST",
-                            {"config": config, "profile": "testcluster"})  # fmt: skip
+        status, body = call(
+            f"{server.base}/api/runs",
+            server.token,
+            "POST",
+            {"config": config, "profile": "testcluster"},
+        )
         assert status == 201, body
         api = f"{server.base}/api/runs/{RUN}"
 
@@ -223,9 +264,12 @@ def test_launch_queue_cancel_and_logs_over_ssh_on_slurm(cluster, web, sshd, tmp_
             return json.loads(body)
 
         # The run's own service jobs show up in its queue view while it runs.
-        jobs = wait_until(lambda: [j for j in queue()["jobs"]
-                                   if j["name"].startswith(f"llmsweep-{RUN}-")], 180,
-                          "the run's service jobs in the queue", max_delay=1)  # fmt: skip
+        jobs = wait_until(
+            lambda: [j for j in queue()["jobs"] if j["name"].startswith(f"llmsweep-{RUN}-")],
+            180,
+            "the run's service jobs in the queue",
+            max_delay=1,
+        )
         assert queue()["slurm"] is True and all(j["id"] in squeue_ids() for j in jobs)
         probe, other = sbatch(f"llmsweep-{RUN}-probe"), sbatch("someone-elses-job")
         listed = [j["id"] for j in queue()["jobs"]]
@@ -233,8 +277,7 @@ def test_launch_queue_cancel_and_logs_over_ssh_on_slurm(cluster, web, sshd, tmp_
         status, body = call(f"{api}/jobs/{other}/cancel", server.token, "POST")
         assert status == 403 and "not a queued job of run" in json.loads(body)["error"]
         assert other in squeue_ids()
-        status, body = call(f"{api}/jobs/{probe};scancel%20-u%20root/cancel", server.token,
-                            "POST")  # fmt: skip
+        status, body = call(f"{api}/jobs/{probe};scancel%20-u%20root/cancel", server.token, "POST")
         assert status in (400, 404)
         status, body = call(f"{api}/jobs/{probe}/cancel", server.token, "POST")
         assert status == 200, body
@@ -249,8 +292,7 @@ def test_launch_queue_cancel_and_logs_over_ssh_on_slurm(cluster, web, sshd, tmp_
         info = wait_until(ended, 600, "the run to end", max_delay=2)
         assert info["state"] == "finished", info["log_tail"]
         assert info["percent"] == 100 and info["done"] == 2
-        status, log = call(f"{server.base}/runs/{RUN}/view?path=launch/driver.log",
-                           server.token)  # fmt: skip
+        status, log = call(f"{server.base}/runs/{RUN}/view?path=launch/driver.log", server.token)
         assert status == 200 and b"steps (100%) done" in log
         status, body = call(f"{api}/files?path=logs", server.token)
         assert status == 200 and "acquire" in [e["name"] for e in json.loads(body)["entries"]]

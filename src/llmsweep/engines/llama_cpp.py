@@ -73,17 +73,25 @@ def command(
     threads = settings["threads"] or cpus or os.cpu_count() or 1
     argv = [
         binary(settings["binary"]),
-        "--model", str(model_file(settings, model)),
-        "--alias", model,
-        "--host", "{host}",
-        "--port", "{port}",
-        "--ctx-size", str(settings["ctx_size"]),
-        "--parallel", str(settings["parallel"]),
-        "--threads", str(threads),
-        "--n-gpu-layers", str(gpu_layers(settings, gpus)),
+        "--model",
+        str(model_file(settings, model)),
+        "--alias",
+        model,
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--ctx-size",
+        str(settings["ctx_size"]),
+        "--parallel",
+        str(settings["parallel"]),
+        "--threads",
+        str(threads),
+        "--n-gpu-layers",
+        str(gpu_layers(settings, gpus)),
         "--metrics",
         "--no-webui",
-    ]  # fmt: skip
+    ]
     template = settings["chat_template"] or ("gemma" if model == DEMO_MODEL else None)
     if template:
         # --no-jinja makes the value select a built-in template, not literal template text.

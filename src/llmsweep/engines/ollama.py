@@ -84,12 +84,17 @@ def command(
     }
     if settings["image"]:
         argv = [
-            settings["apptainer"], "exec",
+            settings["apptainer"],
+            "exec",
             "--nv",  # the node's GPU driver inside the container
-            "--bind", f"{store}:{store}",
-            "--env", f"OLLAMA_MODELS={store}",
-            settings["image"], "ollama", "serve",
-        ]  # fmt: skip
+            "--bind",
+            f"{store}:{store}",
+            "--env",
+            f"OLLAMA_MODELS={store}",
+            settings["image"],
+            "ollama",
+            "serve",
+        ]
     else:
         argv = [settings["binary"], "serve"]
     return argv, env

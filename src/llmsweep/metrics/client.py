@@ -7,21 +7,42 @@ from prometheus_client import Counter, Gauge, Histogram
 LABELS = ("run", "model", "clients", "rate", "engine")
 # Latencies of LLM requests span milliseconds (a token) to minutes (a long answer in a queue).
 LATENCY_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-)  # fmt: skip
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+)
 
 TTFT = Histogram(
-    "llmsweep_request_ttft_seconds", "Time to first generated token", LABELS,
+    "llmsweep_request_ttft_seconds",
+    "Time to first generated token",
+    LABELS,
     buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+)
 ITL = Histogram(
-    "llmsweep_request_itl_seconds", "Gap between successive streamed tokens", LABELS,
+    "llmsweep_request_itl_seconds",
+    "Gap between successive streamed tokens",
+    LABELS,
     buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+)
 E2E = Histogram(
-    "llmsweep_request_e2e_seconds", "Request latency, sent to last token", LABELS,
+    "llmsweep_request_e2e_seconds",
+    "Request latency, sent to last token",
+    LABELS,
     buckets=LATENCY_BUCKETS,
-)  # fmt: skip
+)
 REQUESTS = Counter("llmsweep_requests_total", "Finished requests by outcome", LABELS + ("outcome",))
 OUTPUT_TOKENS = Counter(
     "llmsweep_output_tokens_total", "Output tokens reported by the server", LABELS

@@ -30,19 +30,31 @@ except ImportError:  # pragma: no cover - nvidia-ml-py is a dependency
 LABELS = ["gpu", "uuid", "model_name", "hostname"]
 # name -> (help, function of (pynvml, handle) giving the value in DCGM's unit)
 FIELDS = {
-    "DCGM_FI_DEV_GPU_UTIL": ("GPU utilisation (%)",
-                             lambda nv, h: nv.nvmlDeviceGetUtilizationRates(h).gpu),
-    "DCGM_FI_DEV_FB_USED": ("Framebuffer memory used (MiB)",
-                            lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20),
-    "DCGM_FI_DEV_FB_FREE": ("Framebuffer memory free (MiB)",
-                            lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).free / 2**20),
-    "DCGM_FI_DEV_POWER_USAGE": ("Power draw (W)",
-                                lambda nv, h: nv.nvmlDeviceGetPowerUsage(h) / 1000),
-    "DCGM_FI_DEV_GPU_TEMP": ("GPU temperature (C)",
-                             lambda nv, h: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
-    "DCGM_FI_DEV_SM_CLOCK": ("SM clock (MHz)",
-                             lambda nv, h: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)),
-}  # fmt: skip
+    "DCGM_FI_DEV_GPU_UTIL": (
+        "GPU utilisation (%)",
+        lambda nv, h: nv.nvmlDeviceGetUtilizationRates(h).gpu,
+    ),
+    "DCGM_FI_DEV_FB_USED": (
+        "Framebuffer memory used (MiB)",
+        lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20,
+    ),
+    "DCGM_FI_DEV_FB_FREE": (
+        "Framebuffer memory free (MiB)",
+        lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).free / 2**20,
+    ),
+    "DCGM_FI_DEV_POWER_USAGE": (
+        "Power draw (W)",
+        lambda nv, h: nv.nvmlDeviceGetPowerUsage(h) / 1000,
+    ),
+    "DCGM_FI_DEV_GPU_TEMP": (
+        "GPU temperature (C)",
+        lambda nv, h: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU),
+    ),
+    "DCGM_FI_DEV_SM_CLOCK": (
+        "SM clock (MHz)",
+        lambda nv, h: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),
+    ),
+}
 
 
 class GpuCollector(Collector):
@@ -70,8 +82,9 @@ class GpuCollector(Collector):
         error = GaugeMetricFamily(
             "llmsweep_gpu_exporter_error", "1 when NVML could not be read", labels=["reason"]
         )
-        families = {name: GaugeMetricFamily(name, text, labels=LABELS)
-                    for name, (text, _) in FIELDS.items()}  # fmt: skip
+        families = {
+            name: GaugeMetricFamily(name, text, labels=LABELS) for name, (text, _) in FIELDS.items()
+        }
         n = 0
         if self._init():
             try:
@@ -82,8 +95,12 @@ class GpuCollector(Collector):
             for i in range(n):
                 try:
                     h = pynvml.nvmlDeviceGetHandleByIndex(i)
-                    labels = [str(i), pynvml.nvmlDeviceGetUUID(h),
-                              pynvml.nvmlDeviceGetName(h), self.host]  # fmt: skip
+                    labels = [
+                        str(i),
+                        pynvml.nvmlDeviceGetUUID(h),
+                        pynvml.nvmlDeviceGetName(h),
+                        self.host,
+                    ]
                 except pynvml.NVMLError as exc:
                     self.error = f"NVML, GPU {i}: {exc}"
                     continue

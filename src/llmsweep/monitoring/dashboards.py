@@ -46,8 +46,16 @@ def ts(title: str, unit: str, queries: list[tuple[str, str]], desc: str = "", w:
 
 
 def single(title: str, unit: str, expr: str, desc: str = "", w: int = 6):
-    return (stat.Panel().title(title).unit(unit).datasource(DS).height(4).span(w)
-            .description(desc).with_target(_query(expr, "", "A")))  # fmt: skip
+    return (
+        stat.Panel()
+        .title(title)
+        .unit(unit)
+        .datasource(DS)
+        .height(4)
+        .span(w)
+        .description(desc)
+        .with_target(_query(expr, "", "A"))
+    )
 
 
 def _variables(board: gd.Dashboard, extra: list[tuple[str, str, str]] = ()) -> gd.Dashboard:
@@ -59,10 +67,14 @@ def _variables(board: gd.Dashboard, extra: list[tuple[str, str, str]] = ()) -> g
     variables = [("run", "Run", "up")]
     variables += [(n, label, f"{sel[:-1]}, {RUN}}}") for n, label, sel in extra]
     for name, label, series in variables:
-        var = (gd.QueryVariable(name).label(label).datasource(DS)
-               .query(f"label_values({series}, {name})")
-               .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-               .sort(dm.VariableSort.ALPHABETICAL_ASC))  # fmt: skip
+        var = (
+            gd.QueryVariable(name)
+            .label(label)
+            .datasource(DS)
+            .query(f"label_values({series}, {name})")
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(dm.VariableSort.ALPHABETICAL_ASC)
+        )
         if name != "run":
             var = var.multi(True)
         board = board.with_variable(var)
@@ -80,9 +92,17 @@ def _board(uid: str, title: str, desc: str) -> gd.Dashboard:
         .icon_color("rgba(0, 211, 255, 1)")
         .expr(f"sum by ({POINT}) (llmsweep_requests_in_flight{{{RUN}}}) > 0")
     )
-    return (gd.Dashboard(title).uid(uid).description(desc).tags(["llmsweep"])
-            .time("now-1h", "now").refresh("10s").readonly()
-            .tooltip(dm.DashboardCursorSync.CROSSHAIR).annotation(window))  # fmt: skip
+    return (
+        gd.Dashboard(title)
+        .uid(uid)
+        .description(desc)
+        .tags(["llmsweep"])
+        .time("now-1h", "now")
+        .refresh("10s")
+        .readonly()
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .annotation(window)
+    )
 
 
 def _latency(name: str, title: str, sel: str) -> timeseries.Panel:
@@ -99,8 +119,11 @@ def _latency(name: str, title: str, sel: str) -> timeseries.Panel:
 
 def benchmark() -> gd.Dashboard:
     sel = f'{RUN}, model=~"$model", engine=~"$engine"'
-    board = _board("llmsweep-benchmark", "llmsweep: benchmark",
-                   "What the client service measures, per model and load point.")  # fmt: skip
+    board = _board(
+        "llmsweep-benchmark",
+        "llmsweep: benchmark",
+        "What the client service measures, per model and load point.",
+    )
     board = _variables(
         board,
         [
@@ -109,59 +132,174 @@ def benchmark() -> gd.Dashboard:
         ],
     )
     legend = "{{model}} c{{clients}} r{{rate}}"
-    board = (board.with_row(gd.Row("Live, per point"))
-             .with_panel(_latency("ttft", "time to first token", sel))
-             .with_panel(_latency("e2e", "end-to-end latency", sel))
-             .with_panel(_latency("itl", "inter-token latency", sel))
-             .with_panel(ts("output tokens/s (all clients)", "short", [(
-                 f"sum by ({POINT}) (rate(llmsweep_output_tokens_total{{{sel}}}[{RI}]))",
-                 legend)], "Aggregate output token throughput."))
-             .with_panel(ts("requests in flight", "short", [(
-                 f"sum by ({POINT}) (llmsweep_requests_in_flight{{{sel}}})", legend)],
-                 "Requests sent and not finished."))
-             .with_panel(ts("requests/s by outcome", "reqps", [(
-                 f"sum by (model, outcome) (rate(llmsweep_requests_total{{{sel}}}[{RI}]))",
-                 "{{model}} {{outcome}}")], "Finished requests per second, ok or not."))
-             .with_panel(ts("errors/s", "reqps", [(
-                 f'sum by (model) (rate(llmsweep_requests_total{{{sel}, outcome!="ok"}}[{RI}]))'
-                 f" or sum by (model) (rate(llmsweep_requests_total{{{sel}}}[{RI}])) * 0",
-                 "{{model}}")], "Failed requests per second (0 while none failed)."))
-             .with_row(gd.Row("Per point summaries (Pushgateway)"))
-             .with_panel(ts("output tokens/s of each finished point", "short", [(
-                 f'llmsweep_point_output_token_throughput_tps{{{RUN}, model=~"$model"}}',
-                 "{{model}} {{load}}")], "The figure of the report, pushed when a point ends."))
-             .with_panel(ts("p99 latency of each finished point", "s", [(
-                 f'llmsweep_point_latency_seconds{{{RUN}, model=~"$model", quantile="0.99"}}',
-                 "{{model}} {{load}} {{metric}}")], "TTFT, ITL, TPOT and E2E p99 per point."))
-             .with_panel(single("failed requests (finished points)", "short",
-                                f'sum(llmsweep_point_failed_requests{{{RUN}, model=~"$model"}})',
-                                "Failed requests over all finished points of the run."))
-             .with_panel(single("finished points", "short",
-                                f'count(llmsweep_point_requests{{{RUN}, model=~"$model"}})',
-                                "Points whose summary reached the Pushgateway.")))  # fmt: skip
+    board = (
+        board.with_row(gd.Row("Live, per point"))
+        .with_panel(_latency("ttft", "time to first token", sel))
+        .with_panel(_latency("e2e", "end-to-end latency", sel))
+        .with_panel(_latency("itl", "inter-token latency", sel))
+        .with_panel(
+            ts(
+                "output tokens/s (all clients)",
+                "short",
+                [(f"sum by ({POINT}) (rate(llmsweep_output_tokens_total{{{sel}}}[{RI}]))", legend)],
+                "Aggregate output token throughput.",
+            )
+        )
+        .with_panel(
+            ts(
+                "requests in flight",
+                "short",
+                [(f"sum by ({POINT}) (llmsweep_requests_in_flight{{{sel}}})", legend)],
+                "Requests sent and not finished.",
+            )
+        )
+        .with_panel(
+            ts(
+                "requests/s by outcome",
+                "reqps",
+                [
+                    (
+                        f"sum by (model, outcome) (rate(llmsweep_requests_total{{{sel}}}[{RI}]))",
+                        "{{model}} {{outcome}}",
+                    )
+                ],
+                "Finished requests per second, ok or not.",
+            )
+        )
+        .with_panel(
+            ts(
+                "errors/s",
+                "reqps",
+                [
+                    (
+                        f'sum by (model) (rate(llmsweep_requests_total{{{sel}, outcome!="ok"}}[{RI}]))'
+                        f" or sum by (model) (rate(llmsweep_requests_total{{{sel}}}[{RI}])) * 0",
+                        "{{model}}",
+                    )
+                ],
+                "Failed requests per second (0 while none failed).",
+            )
+        )
+        .with_row(gd.Row("Per point summaries (Pushgateway)"))
+        .with_panel(
+            ts(
+                "output tokens/s of each finished point",
+                "short",
+                [
+                    (
+                        f'llmsweep_point_output_token_throughput_tps{{{RUN}, model=~"$model"}}',
+                        "{{model}} {{load}}",
+                    )
+                ],
+                "The figure of the report, pushed when a point ends.",
+            )
+        )
+        .with_panel(
+            ts(
+                "p99 latency of each finished point",
+                "s",
+                [
+                    (
+                        f'llmsweep_point_latency_seconds{{{RUN}, model=~"$model", quantile="0.99"}}',
+                        "{{model}} {{load}} {{metric}}",
+                    )
+                ],
+                "TTFT, ITL, TPOT and E2E p99 per point.",
+            )
+        )
+        .with_panel(
+            single(
+                "failed requests (finished points)",
+                "short",
+                f'sum(llmsweep_point_failed_requests{{{RUN}, model=~"$model"}})',
+                "Failed requests over all finished points of the run.",
+            )
+        )
+        .with_panel(
+            single(
+                "finished points",
+                "short",
+                f'count(llmsweep_point_requests{{{RUN}, model=~"$model"}})',
+                "Points whose summary reached the Pushgateway.",
+            )
+        )
+    )
     return board
 
 
 def _node_panels(board: gd.Dashboard, role: str) -> gd.Dashboard:
     sel = f'{RUN}, role="{role}", exporter="node", node=~"$node"'
-    return (board.with_row(gd.Row("Node"))
-            .with_panel(ts("CPU busy", "percentunit", [(
-                f'1 - avg by (node) (rate(node_cpu_seconds_total{{{sel}, mode="idle"}}[{RI}]))',
-                "{{node}}")], "Share of CPU time not idle, all cores."))
-            .with_panel(ts("memory used", "bytes", [(
-                f"node_memory_MemTotal_bytes{{{sel}}} - node_memory_MemAvailable_bytes{{{sel}}}",
-                "{{node}}")], "Total minus available memory."))
-            .with_panel(ts("network received", "Bps", [(
-                f"sum by (node, device) (rate(node_network_receive_bytes_total{{{sel}}}[{RI}]))",
-                "{{node}} {{device}}")], "Per interface (loopback too: local runs use it)."))
-            .with_panel(ts("network sent", "Bps", [(
-                f"sum by (node, device) (rate(node_network_transmit_bytes_total{{{sel}}}[{RI}]))",
-                "{{node}} {{device}}")], "Per interface."))
-            .with_panel(ts("load average (1 min)", "short", [(
-                f"node_load1{{{sel}}}", "{{node}}")], "Runnable and waiting tasks."))
-            .with_panel(ts("CPUs", "short", [(
-                f'count by (node) (node_cpu_seconds_total{{{sel}, mode="idle"}})', "{{node}}")],
-                "CPUs the node exporter sees.")))  # fmt: skip
+    return (
+        board.with_row(gd.Row("Node"))
+        .with_panel(
+            ts(
+                "CPU busy",
+                "percentunit",
+                [
+                    (
+                        f'1 - avg by (node) (rate(node_cpu_seconds_total{{{sel}, mode="idle"}}[{RI}]))',
+                        "{{node}}",
+                    )
+                ],
+                "Share of CPU time not idle, all cores.",
+            )
+        )
+        .with_panel(
+            ts(
+                "memory used",
+                "bytes",
+                [
+                    (
+                        f"node_memory_MemTotal_bytes{{{sel}}} - node_memory_MemAvailable_bytes{{{sel}}}",
+                        "{{node}}",
+                    )
+                ],
+                "Total minus available memory.",
+            )
+        )
+        .with_panel(
+            ts(
+                "network received",
+                "Bps",
+                [
+                    (
+                        f"sum by (node, device) (rate(node_network_receive_bytes_total{{{sel}}}[{RI}]))",
+                        "{{node}} {{device}}",
+                    )
+                ],
+                "Per interface (loopback too: local runs use it).",
+            )
+        )
+        .with_panel(
+            ts(
+                "network sent",
+                "Bps",
+                [
+                    (
+                        f"sum by (node, device) (rate(node_network_transmit_bytes_total{{{sel}}}[{RI}]))",
+                        "{{node}} {{device}}",
+                    )
+                ],
+                "Per interface.",
+            )
+        )
+        .with_panel(
+            ts(
+                "load average (1 min)",
+                "short",
+                [(f"node_load1{{{sel}}}", "{{node}}")],
+                "Runnable and waiting tasks.",
+            )
+        )
+        .with_panel(
+            ts(
+                "CPUs",
+                "short",
+                [(f'count by (node) (node_cpu_seconds_total{{{sel}, mode="idle"}})', "{{node}}")],
+                "CPUs the node exporter sees.",
+            )
+        )
+    )
 
 
 def llm_server() -> gd.Dashboard:
@@ -186,19 +324,63 @@ def llm_server() -> gd.Dashboard:
 
         return f"{part(llama)} or {part(vllm)}"
 
-    board = (board.with_row(gd.Row("Server (llama.cpp or vLLM)"))
-             .with_panel(ts("generated tokens/s", "short", [(either(
-                 "llamacpp:tokens_predicted_total", "vllm:generation_tokens_total", True),
-                 "{{model}}")], "Output tokens per second as the server counts them."))
-             .with_panel(ts("prompt tokens/s", "short", [(either(
-                 "llamacpp:prompt_tokens_total", "vllm:prompt_tokens_total", True),
-                 "{{model}}")], "Prompt tokens processed per second."))
-             .with_panel(ts("requests being processed", "short", [(either(
-                 "llamacpp:requests_processing", "vllm:num_requests_running", False),
-                 "{{model}}")], "Requests the server is working on."))
-             .with_panel(ts("requests waiting", "short", [(either(
-                 "llamacpp:requests_deferred", "vllm:num_requests_waiting", False),
-                 "{{model}}")], "Requests queued in the server (no free slot).")))  # fmt: skip
+    board = (
+        board.with_row(gd.Row("Server (llama.cpp or vLLM)"))
+        .with_panel(
+            ts(
+                "generated tokens/s",
+                "short",
+                [
+                    (
+                        either(
+                            "llamacpp:tokens_predicted_total", "vllm:generation_tokens_total", True
+                        ),
+                        "{{model}}",
+                    )
+                ],
+                "Output tokens per second as the server counts them.",
+            )
+        )
+        .with_panel(
+            ts(
+                "prompt tokens/s",
+                "short",
+                [
+                    (
+                        either("llamacpp:prompt_tokens_total", "vllm:prompt_tokens_total", True),
+                        "{{model}}",
+                    )
+                ],
+                "Prompt tokens processed per second.",
+            )
+        )
+        .with_panel(
+            ts(
+                "requests being processed",
+                "short",
+                [
+                    (
+                        either("llamacpp:requests_processing", "vllm:num_requests_running", False),
+                        "{{model}}",
+                    )
+                ],
+                "Requests the server is working on.",
+            )
+        )
+        .with_panel(
+            ts(
+                "requests waiting",
+                "short",
+                [
+                    (
+                        either("llamacpp:requests_deferred", "vllm:num_requests_waiting", False),
+                        "{{model}}",
+                    )
+                ],
+                "Requests queued in the server (no free slot).",
+            )
+        )
+    )
     return _node_panels(board, "llm_server")
 
 
@@ -225,22 +407,44 @@ def gpu() -> gd.Dashboard:
     def field(name: str) -> str:
         return f"DCGM_FI_DEV_{name}{{{sel}}}"
 
-    return (board.with_row(gd.Row("GPU"))
-            .with_panel(ts("utilisation", "percent", [(field("GPU_UTIL"), legend)],
-                           "Share of time a kernel ran (%)."))
-            .with_panel(ts("memory used", "decmbytes", [(field("FB_USED"), legend)],
-                           "Framebuffer memory used (MiB)."))
-            .with_panel(ts("memory used share", "percentunit", [(
-                f"{field('FB_USED')} / ({field('FB_USED')} + {field('FB_FREE')})", legend)],
-                "Used over used + free."))
-            .with_panel(ts("power", "watt", [(field("POWER_USAGE"), legend)], "Power draw (W)."))
-            .with_panel(ts("temperature", "celsius", [(field("GPU_TEMP"), legend)],
-                           "GPU temperature."))
-            .with_panel(ts("SM clock", "rotmhz", [(field("SM_CLOCK"), legend)], "SM clock (MHz)."))
-            .with_panel(single("GPUs seen", "short",
-                               f'sum(llmsweep_gpus{{{RUN}}}) or count(DCGM_FI_DEV_GPU_UTIL'
-                               f'{{{RUN}}})', "0 where the exporter found no GPU or driver."))
-            )  # fmt: skip
+    return (
+        board.with_row(gd.Row("GPU"))
+        .with_panel(
+            ts(
+                "utilisation",
+                "percent",
+                [(field("GPU_UTIL"), legend)],
+                "Share of time a kernel ran (%).",
+            )
+        )
+        .with_panel(
+            ts(
+                "memory used",
+                "decmbytes",
+                [(field("FB_USED"), legend)],
+                "Framebuffer memory used (MiB).",
+            )
+        )
+        .with_panel(
+            ts(
+                "memory used share",
+                "percentunit",
+                [(f"{field('FB_USED')} / ({field('FB_USED')} + {field('FB_FREE')})", legend)],
+                "Used over used + free.",
+            )
+        )
+        .with_panel(ts("power", "watt", [(field("POWER_USAGE"), legend)], "Power draw (W)."))
+        .with_panel(ts("temperature", "celsius", [(field("GPU_TEMP"), legend)], "GPU temperature."))
+        .with_panel(ts("SM clock", "rotmhz", [(field("SM_CLOCK"), legend)], "SM clock (MHz)."))
+        .with_panel(
+            single(
+                "GPUs seen",
+                "short",
+                f"sum(llmsweep_gpus{{{RUN}}}) or count(DCGM_FI_DEV_GPU_UTIL{{{RUN}}})",
+                "0 where the exporter found no GPU or driver.",
+            )
+        )
+    )
 
 
 BUILDERS = {

@@ -99,31 +99,35 @@ mode = console
 def datasource_provisioning(scrape_interval_s: int) -> dict:
     return {
         "apiVersion": 1,
-        "datasources": [{
-            "name": "Prometheus (llmsweep)",
-            "uid": DATASOURCE_UID,
-            "type": "prometheus",
-            "access": "proxy",
-            "url": "$LLMSWEEP_PROMETHEUS_URL",  # expanded by Grafana from its environment
-            "isDefault": True,
-            "editable": False,
-            "jsonData": {"timeInterval": f"{scrape_interval_s}s", "httpMethod": "POST"},
-        }],
-    }  # fmt: skip
+        "datasources": [
+            {
+                "name": "Prometheus (llmsweep)",
+                "uid": DATASOURCE_UID,
+                "type": "prometheus",
+                "access": "proxy",
+                "url": "$LLMSWEEP_PROMETHEUS_URL",  # expanded by Grafana from its environment
+                "isDefault": True,
+                "editable": False,
+                "jsonData": {"timeInterval": f"{scrape_interval_s}s", "httpMethod": "POST"},
+            }
+        ],
+    }
 
 
 def dashboard_provisioning(gdir: Path) -> dict:
     return {
         "apiVersion": 1,
-        "providers": [{
-            "name": "llmsweep",
-            "type": "file",
-            "disableDeletion": True,
-            "allowUiUpdates": False,
-            "updateIntervalSeconds": 60,
-            "options": {"path": str(gdir / "dashboards")},
-        }],
-    }  # fmt: skip
+        "providers": [
+            {
+                "name": "llmsweep",
+                "type": "file",
+                "disableDeletion": True,
+                "allowUiUpdates": False,
+                "updateIntervalSeconds": 60,
+                "options": {"path": str(gdir / "dashboards")},
+            }
+        ],
+    }
 
 
 def write_files(cfg: dict, paths: RunPaths) -> dict[str, Path]:
@@ -140,8 +144,9 @@ def write_files(cfg: dict, paths: RunPaths) -> dict[str, Path]:
         (gdir / "provisioning" / sub).mkdir(parents=True, exist_ok=True)
     write_atomic(files["ini"], ini_text(gdir))
     interval = cfg["monitoring"]["scrape_interval_s"]
-    write_atomic(files["datasource"],
-                 yaml.safe_dump(datasource_provisioning(interval), sort_keys=False))  # fmt: skip
+    write_atomic(
+        files["datasource"], yaml.safe_dump(datasource_provisioning(interval), sort_keys=False)
+    )
     write_atomic(files["dashboards"], yaml.safe_dump(dashboard_provisioning(gdir), sort_keys=False))
     (gdir / "dashboards").mkdir(exist_ok=True)
     for src in committed_dashboards():
@@ -239,7 +244,9 @@ def access_text(cfg: dict, paths: RunPaths, prometheus_url: str, remote: bool) -
         lines.append("  dashboards: llmsweep: benchmark, LLM server node, client node, GPU")
     else:
         why = unavailable_reason(cfg, paths) or "it did not start; see the Prometheus log"
-        lines.append(f"Grafana: not started ({why}); the dashboards to import are in "
-                     f"{committed_dashboards()[0].parent}")  # fmt: skip
+        lines.append(
+            f"Grafana: not started ({why}); the dashboards to import are in "
+            f"{committed_dashboards()[0].parent}"
+        )
     reach("Prometheus", prometheus_url, 9090)
     return "\n".join(lines) + "\n"

@@ -109,11 +109,15 @@ def serve(paths: RunPaths, host: str, port: int, out=print) -> None:
         out(f"Prometheus on the data of run {paths.run}: {url}")
         if window:
             a, b = (int(t * 1000) for t in window)
-            out(f"the run's time range: {time.strftime('%F %T', time.localtime(window[0]))} to "
+            out(
+                f"the run's time range: {time.strftime('%F %T', time.localtime(window[0]))} to "
                 f"{time.strftime('%F %T', time.localtime(window[1]))}; in Grafana add "
-                f"?var-run={paths.run}&from={a}&to={b} to a dashboard's URL")  # fmt: skip
-        out(f"import the dashboards from {Path(__file__).with_name('dashboards')} into a "
-            "Grafana with this Prometheus as its datasource; Ctrl-C stops")  # fmt: skip
+                f"?var-run={paths.run}&from={a}&to={b} to a dashboard's URL"
+            )
+        out(
+            f"import the dashboards from {Path(__file__).with_name('dashboards')} into a "
+            "Grafana with this Prometheus as its datasource; Ctrl-C stops"
+        )
         stop = []
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
         try:

@@ -121,6 +121,7 @@ def _page_values(
         "servers": pd.DataFrame(servers),
         "services": pd.DataFrame(meta["services"]),
         "config": yaml.safe_dump(meta["config"], sort_keys=False),
+        "monitoring": meta.get("monitoring", "on"),
     }
 
 

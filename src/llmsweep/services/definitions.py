@@ -65,14 +65,23 @@ def exporters(cfg: dict, paths: RunPaths, key: str, role: str, gpu: bool) -> lis
                     "that provides dcgm-exporter, or give its path or an apptainer command)"
                 )
         else:
-            argv = [sys.executable, "-m", "llmsweep.metrics.gpu_exporter",
-                    "--host", "{host}", "--port", "{port}"]  # fmt: skip
-        out.append({
-            "name": "GPU exporter",
-            "argv": argv,
-            "file": str(paths.targets / f"service-gpu-{key}.json"),
-            "labels": {**labels, "exporter": "gpu"},
-        })  # fmt: skip
+            argv = [
+                sys.executable,
+                "-m",
+                "llmsweep.metrics.gpu_exporter",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+            ]
+        out.append(
+            {
+                "name": "GPU exporter",
+                "argv": argv,
+                "file": str(paths.targets / f"service-gpu-{key}.json"),
+                "labels": {**labels, "exporter": "gpu"},
+            }
+        )
     return out
 
 
@@ -149,8 +158,14 @@ def external_target(cfg: dict, paths: RunPaths, model: str) -> Path | None:
     if not ocfg["metrics_path"]:
         return None
     url = urlsplit(ocfg["base_url"])
-    labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": "openai",
-              "__metrics_path__": ocfg["metrics_path"], "__scheme__": url.scheme}  # fmt: skip
+    labels = {
+        "run": cfg["run"],
+        "role": "llm_server",
+        "model": model,
+        "engine": "openai",
+        "__metrics_path__": ocfg["metrics_path"],
+        "__scheme__": url.scheme,
+    }
     path = paths.targets / f"service-llm_server.{model_slug(model)}.json"
     paths.targets.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, [{"targets": [url.netloc], "labels": labels}])
@@ -171,8 +186,12 @@ def llm_server(
     spec["argv"], spec["env"] = engine.command(settings, model, cpus, gpus)
     if not shutil.which(spec["argv"][0]):
         raise programs.MissingProgram(f"engines.{name}: {spec['argv'][0]} is not on PATH")
-    spec["ready"] = {"kind": "llm", "engine": name, "model": model,
-                     **engine.readiness(settings, model, gpus)}  # fmt: skip
+    spec["ready"] = {
+        "kind": "llm",
+        "engine": name,
+        "model": model,
+        **engine.readiness(settings, model, gpus),
+    }
     labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": name}
     if engine.METRICS_PATH and cfg["monitoring"]["enabled"]:
         spec["targets"] = [_target(paths, f"service-{key}", labels, engine.METRICS_PATH)]
@@ -184,15 +203,23 @@ def client_service(cfg: dict, paths: RunPaths, model: str, llm_url: str) -> dict
     key = f"client_service.{model_slug(model)}"
     spec = _base(cfg, key, "client", "client_service")
     spec["argv"] = [
-        sys.executable, "-m", "gunicorn",
-        "--bind", "{host}:{port}",
-        "--workers", "1",  # one process holds the running points
-        "--worker-class", "gthread",
-        "--threads", "16",
-        "--graceful-timeout", "5",
-        "--access-logfile", "-",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        "{host}:{port}",
+        "--workers",
+        "1",  # one process holds the running points
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "16",
+        "--graceful-timeout",
+        "5",
+        "--access-logfile",
+        "-",
         "llmsweep.client_service.app:create_app()",
-    ]  # fmt: skip
+    ]
     spec["env"] = {
         "LLMSWEEP_UPSTREAM": llm_url,
         "LLMSWEEP_ENGINE": cfg["engine"],

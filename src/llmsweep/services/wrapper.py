@@ -34,8 +34,10 @@ def log(msg: str) -> None:
 
 def substitute(argv: list[str], host: str, port: int, service_url: str = "") -> list[str]:
     """Fill `{host}`, `{port}` and `{service_url}` in each argument; no shell is involved."""
-    return [a.replace("{host}", host).replace("{port}", str(port))
-            .replace("{service_url}", service_url) for a in argv]  # fmt: skip
+    return [
+        a.replace("{host}", host).replace("{port}", str(port)).replace("{service_url}", service_url)
+        for a in argv
+    ]
 
 
 def _remove(path: str | Path) -> None:
@@ -164,13 +166,23 @@ def register(spec: dict, host: str, port: int, server_pid: int) -> list[subproce
         proc = start_sidecar(sidecar, host, spec["instance"], url)
         if proc is not None:
             sidecars.append(proc)
-    endpoint = {"key": spec["key"], "instance": spec["instance"], "url": url, "host": host,
-                "port": port, "pid": server_pid, "ready_at": time.time()}  # fmt: skip
+    endpoint = {
+        "key": spec["key"],
+        "instance": spec["instance"],
+        "url": url,
+        "host": host,
+        "port": port,
+        "pid": server_pid,
+        "ready_at": time.time(),
+    }
     write_json_atomic(spec["endpoint_file"], endpoint)
     _history(spec, "ready", url=url)
     for target in spec.get("targets", []):
-        labels = {**target.get("labels", {}), "instance_id": spec["instance"],
-                  "__metrics_path__": target.get("path", "/metrics")}  # fmt: skip
+        labels = {
+            **target.get("labels", {}),
+            "instance_id": spec["instance"],
+            "__metrics_path__": target.get("path", "/metrics"),
+        }
         write_json_atomic(target["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
     log(f"ready at {url}")
     return sidecars
@@ -221,19 +233,38 @@ def start_sidecar(
     if sidecar.get("port") and not port_is_free(host, port):
         log(f"{sidecar['name']}: port {port} on {host} is already in use; not started")
         return None
-    env = {**os.environ, **{k: substitute([v], host, port, service_url)[0]
-                            for k, v in sidecar.get("env", {}).items()}}  # fmt: skip
+    env = {
+        **os.environ,
+        **{
+            k: substitute([v], host, port, service_url)[0]
+            for k, v in sidecar.get("env", {}).items()
+        },
+    }
     out = open(sidecar["log"], "ab") if sidecar.get("log") else None  # noqa: SIM115
-    proc = subprocess.Popen(substitute(sidecar["argv"], host, port, service_url),
-                            stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)  # fmt: skip
-    where = {"node": socket.gethostname(), "job_id": os.environ.get("SLURM_JOB_ID", ""),
-             "instance_id": spec_instance}  # fmt: skip
+    proc = subprocess.Popen(
+        substitute(sidecar["argv"], host, port, service_url),
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
+        env=env,
+    )
+    where = {
+        "node": socket.gethostname(),
+        "job_id": os.environ.get("SLURM_JOB_ID", ""),
+        "instance_id": spec_instance,
+    }
     if "file" in sidecar:
         labels = {**sidecar["labels"], **where, "__metrics_path__": "/metrics"}
         write_json_atomic(sidecar["file"], [{"targets": [f"{host}:{port}"], "labels": labels}])
     if "access_file" in sidecar:
-        access = {"url": f"http://{host}:{port}", "host": host, "port": port, **where,
-                  **sidecar.get("access", {}), "pid": proc.pid}  # fmt: skip
+        access = {
+            "url": f"http://{host}:{port}",
+            "host": host,
+            "port": port,
+            **where,
+            **sidecar.get("access", {}),
+            "pid": proc.pid,
+        }
         write_json_atomic(sidecar["access_file"], access)
     log(f"{sidecar['name']} on {host}:{port}")
     return proc
