@@ -26,22 +26,34 @@ import tempfile
 import threading
 from pathlib import Path
 
-from llmsweep.loadgen import runner
+from llmsweep.loadgen import point_request, runner
 from llmsweep.loadgen.session import InFlight, raise_fd_limit
 from llmsweep.util import free_port, http_json, http_ok, wait_until
 
 
 def measure(url: str, clients: int, seconds: float, tokens: int) -> dict:
     records: list[dict] = []
-    params = {
-        "engine": "openai", "api": "completions", "model": "stub", "ignore_eos": False,
-        "prompts": [{"prompt": "x", "max_tokens": tokens}], "request_timeout_s": 60,
-        "pattern": "closed", "n_clients": clients, "n_requests_per_client": 10**9,
-        "duration_s": seconds, "warmup_requests": 0, "warmup_duration_s": 0,
-        "max_duration_s": seconds + 60,
-    }  # fmt: skip
+    request = point_request.complete(
+        {
+            "pattern": "closed",
+            "sweep": {
+                "clients": clients,
+                "requests_per_client": 10**9,
+                "duration_s": seconds,
+                "max_point_duration_s": seconds + 60,
+            },
+            "warmup": {"requests": 0, "duration_s": 0},
+            "workload": {
+                "prompts": [{"prompt": "x", "max_tokens": tokens}],
+                "api": "completions",
+                "ignore_eos": False,
+                "request_timeout_s": 60,
+            },
+        }
+    )
+    server = runner.Server(url, "openai", "stub")
     _, before = http_json(url + "/stats")
-    stats = asyncio.run(runner.run(url, params, records.append, threading.Event(), InFlight()))
+    stats = asyncio.run(runner.run(server, request, records.append, threading.Event(), InFlight()))
     _, after = http_json(url + "/stats")
     ok = [r for r in records if r["ok"]]
     wall = stats["wall_s"]

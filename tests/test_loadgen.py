@@ -24,8 +24,11 @@ def run_point(server, body):
 
 def test_closed_loop_1000_clients_no_cap_no_errors():
     with StubServer(gap_s=0.02) as stub:
-        records, view = run_point(stub, {"n_clients": 1000, "n_requests_per_client": 1,
-                                         "prompt": "x", "max_tokens": 10})  # fmt: skip
+        body = {
+            "sweep": {"clients": 1000, "requests_per_client": 1},
+            "workload": {"prompt": "x", "max_tokens": 10},
+        }
+        records, view = run_point(stub, body)
     assert view["state"] == "done" and len(records) == 1000
     assert [r["error_kind"] for r in records if not r["ok"]] == []
     assert view["peak_in_flight"] == 1000
@@ -34,9 +37,18 @@ def test_closed_loop_1000_clients_no_cap_no_errors():
 def test_poisson_rate_sends_about_rate_times_duration_with_exponential_gaps():
     rate, duration = 100.0, 4.0
     with StubServer() as stub:
-        records, view = run_point(stub, {"pattern": "open", "rate": rate, "arrival": "poisson",
-                                         "n_requests": 100000, "duration_s": duration,
-                                         "prompt": "x", "max_tokens": 2, "seed": 7})  # fmt: skip
+        body = {
+            "pattern": "open",
+            "sweep": {
+                "rate": rate,
+                "arrival": "poisson",
+                "requests": 100000,
+                "duration_s": duration,
+                "seed": 7,
+            },
+            "workload": {"prompt": "x", "max_tokens": 2},
+        }
+        records, view = run_point(stub, body)
     n = len(records)
     expected = rate * duration
     # A Poisson count has sd sqrt(r*T); 5 sd either side fails by chance ~1 in 1.7 million.
@@ -56,9 +68,12 @@ def test_poisson_rate_sends_about_rate_times_duration_with_exponential_gaps():
 
 def test_constant_rate_is_evenly_spaced_and_concurrency_limit_queues():
     with StubServer(gap_s=0.05) as stub:
-        records, view = run_point(stub, {"pattern": "open", "rate": 50, "arrival": "constant",
-                                         "n_requests": 40, "max_concurrency": 2,
-                                         "prompt": "x", "max_tokens": 4})  # fmt: skip
+        body = {
+            "pattern": "open",
+            "sweep": {"rate": 50, "arrival": "constant", "requests": 40, "max_concurrency": 2},
+            "workload": {"prompt": "x", "max_tokens": 4},
+        }
+        records, view = run_point(stub, body)
     arrivals = sorted(r["arrival_s"] for r in records)
     assert all(b - a == pytest.approx(0.02) for a, b in zip(arrivals, arrivals[1:], strict=False))
     assert view["peak_in_flight"] == 2
@@ -68,8 +83,11 @@ def test_constant_rate_is_evenly_spaced_and_concurrency_limit_queues():
 
 def test_warmup_requests_are_flagged_and_left_out_of_every_figure():
     with StubServer() as stub:
-        body = {"n_clients": 2, "n_requests_per_client": 3, "warmup_requests": 4,
-                "prompt": "x", "max_tokens": 3}  # fmt: skip
+        body = {
+            "sweep": {"clients": 2, "requests_per_client": 3},
+            "warmup": {"requests": 4},
+            "workload": {"prompt": "x", "max_tokens": 3},
+        }
         records, _ = run_point(stub, body)
     warm = [r for r in records if r["warmup"]]
     assert len(warm) == 4 and len(records) == 10
@@ -84,8 +102,10 @@ def test_warmup_requests_are_flagged_and_left_out_of_every_figure():
 
 def test_a_point_is_bounded_by_time():
     with StubServer(gap_s=0.05) as stub:
-        body = {"n_clients": 2, "n_requests_per_client": 1000, "max_duration_s": 1,
-                "prompt": "x", "max_tokens": 5}  # fmt: skip
+        body = {
+            "sweep": {"clients": 2, "requests_per_client": 1000, "max_point_duration_s": 1},
+            "workload": {"prompt": "x", "max_tokens": 5},
+        }
         records, view = run_point(stub, body)
     assert view["client"]["timed_out"] and view["client"]["wall_s"] < 5
     assert 0 < len(records) < 2000
@@ -157,8 +177,12 @@ def test_bad_workload_config_names_the_key(override, key):
 
 def test_worker_processes_share_a_closed_loop_point():
     with StubServer(gap_s=0.02) as stub:
-        body = {"n_clients": 1000, "n_requests_per_client": 2, "workers": 2,
-                "warmup_requests": 3, "prompt": "x", "max_tokens": 10}  # fmt: skip
+        body = {
+            "sweep": {"clients": 1000, "requests_per_client": 2},
+            "warmup": {"requests": 3},
+            "workload": {"prompt": "x", "max_tokens": 10},
+            "client": {"workers": 2},
+        }
         records, view = run_point(stub, body)
     measured = [r for r in records if not r["warmup"]]
     assert view["state"] == "done" and len(measured) == 2000
@@ -171,7 +195,11 @@ def test_worker_processes_share_a_closed_loop_point():
 
 def test_worker_processes_share_an_open_loop_rate():
     with StubServer() as stub:
-        body = {"pattern": "open", "rate": 100, "n_requests": 10000, "duration_s": 3,
-                "workers": 2, "prompt": "x", "max_tokens": 2}  # fmt: skip
+        body = {
+            "pattern": "open",
+            "sweep": {"rate": 100, "requests": 10000, "duration_s": 3},
+            "workload": {"prompt": "x", "max_tokens": 2},
+            "client": {"workers": 2},
+        }
         records, _ = run_point(stub, body)
     assert abs(len(records) - 300) < 5 * math.sqrt(300)

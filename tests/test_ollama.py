@@ -164,7 +164,10 @@ def test_client_service_runs_a_point_against_ollama():
                           "RUN": "o"})  # fmt: skip
         c = app.test_client()
         assert c.get("/health").status_code == 200
-        body = {"n_clients": 3, "n_requests_per_client": 2, "prompt": "x", "api": "chat"}
+        body = {
+            "sweep": {"clients": 3, "requests_per_client": 2},
+            "workload": {"prompt": "x", "api": "chat"},
+        }
         point_id = c.post("/benchmark", json=body).get_json()["id"]
         view = c.get(f"/benchmark/{point_id}?wait=30").get_json()
         while view["state"] == "running":
