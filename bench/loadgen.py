@@ -26,22 +26,34 @@ import tempfile
 import threading
 from pathlib import Path
 
-from llmsweep.loadgen import runner
+from llmsweep.loadgen import point_request, runner
 from llmsweep.loadgen.session import InFlight, raise_fd_limit
 from llmsweep.util import free_port, http_json, http_ok, wait_until
 
 
 def measure(url: str, clients: int, seconds: float, tokens: int) -> dict:
     records: list[dict] = []
-    params = {
-        "engine": "openai", "api": "completions", "model": "stub", "ignore_eos": False,
-        "prompts": [{"prompt": "x", "max_tokens": tokens}], "request_timeout_s": 60,
-        "pattern": "closed", "n_clients": clients, "n_requests_per_client": 10**9,
-        "duration_s": seconds, "warmup_requests": 0, "warmup_duration_s": 0,
-        "max_duration_s": seconds + 60,
-    }  # fmt: skip
+    request = point_request.complete(
+        {
+            "pattern": "closed",
+            "sweep": {
+                "clients": clients,
+                "requests_per_client": 10**9,
+                "duration_s": seconds,
+                "max_point_duration_s": seconds + 60,
+            },
+            "warmup": {"requests": 0, "duration_s": 0},
+            "workload": {
+                "prompts": [{"prompt": "x", "max_tokens": tokens}],
+                "api": "completions",
+                "ignore_eos": False,
+                "request_timeout_s": 60,
+            },
+        }
+    )
+    server = runner.Server(url, "openai", "stub")
     _, before = http_json(url + "/stats")
-    stats = asyncio.run(runner.run(url, params, records.append, threading.Event(), InFlight()))
+    stats = asyncio.run(runner.run(server, request, records.append, threading.Event(), InFlight()))
     _, after = http_json(url + "/stats")
     ok = [r for r in records if r["ok"]]
     wall = stats["wall_s"]
@@ -64,14 +76,38 @@ def servebench(binary: str, url: str, clients: int, seconds: float, tokens: int)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "levels.csv"
         subprocess.run(
-            [binary, "run", "--url", url + "/v1", "--model", "stub", "--endpoint", "completions",
-             "--concurrency", str(clients), "--duration", str(seconds), "--input-len", "8",
-             "--output-len", str(tokens), "--no-gpu", "--csv", str(out)],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
-        )  # fmt: skip
+            [
+                binary,
+                "run",
+                "--url",
+                url + "/v1",
+                "--model",
+                "stub",
+                "--endpoint",
+                "completions",
+                "--concurrency",
+                str(clients),
+                "--duration",
+                str(seconds),
+                "--input-len",
+                "8",
+                "--output-len",
+                str(tokens),
+                "--no-gpu",
+                "--csv",
+                str(out),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=600,
+        )
         row = next(csv.DictReader(out.open()))
-    return {"req_s": float(row["req_s"]), "chunks_s": float(row["out_tok_s"]),
-            "ttft_p50_ms": float(row["ttft_p50_ms"])}  # fmt: skip
+    return {
+        "req_s": float(row["req_s"]),
+        "chunks_s": float(row["out_tok_s"]),
+        "ttft_p50_ms": float(row["ttft_p50_ms"]),
+    }
 
 
 def main() -> None:
@@ -82,9 +118,11 @@ def main() -> None:
     args = parser.parse_args()
     raise_fd_limit()
     port = free_port("127.0.0.1")
-    stub = subprocess.Popen([sys.executable, "-m", "llmsweep.loadgen.stub_server",
-                             "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    stub = subprocess.Popen(
+        [sys.executable, "-m", "llmsweep.loadgen.stub_server", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http_ok(url + "/v1/models"), 30, "the stub server")
@@ -93,17 +131,23 @@ def main() -> None:
             f" {os.cpu_count()} cores shared by stub and generator"
         )
         peer = "  servebench req/s  TTFT p50  llmsweep/servebench" if args.servebench else ""
-        print(f"{'clients':>8} {'req/s':>9} {'chunks/s':>10} {'errors':>7} {'gen CPU':>8}"
-              f" {'TTFT p50':>9} {'added':>9}{peer}")  # fmt: skip
+        print(
+            f"{'clients':>8} {'req/s':>9} {'chunks/s':>10} {'errors':>7} {'gen CPU':>8}"
+            f" {'TTFT p50':>9} {'added':>9}{peer}"
+        )
         for clients in (1, 64, 512, 2048):
             m = measure(url, clients, args.seconds, args.tokens)
             added = f"{m['added_ms']:7.3f}ms" if clients == 1 else ""
-            line = (f"{m['clients']:>8} {m['req_s']:>9.0f} {m['chunks_s']:>10.0f} {m['errors']:>7}"
-                    f" {m['cpu_share']:>7.0%} {m['ttft_p50_ms']:>7.2f}ms {added:>9}")  # fmt: skip
+            line = (
+                f"{m['clients']:>8} {m['req_s']:>9.0f} {m['chunks_s']:>10.0f} {m['errors']:>7}"
+                f" {m['cpu_share']:>7.0%} {m['ttft_p50_ms']:>7.2f}ms {added:>9}"
+            )
             if args.servebench:
                 p = servebench(args.servebench, url, clients, args.seconds, args.tokens)
-                line += (f"  {p['req_s']:>16.0f} {p['ttft_p50_ms']:>7.2f}ms"
-                         f" {m['req_s'] / p['req_s']:>20.2f}")  # fmt: skip
+                line += (
+                    f"  {p['req_s']:>16.0f} {p['ttft_p50_ms']:>7.2f}ms"
+                    f" {m['req_s'] / p['req_s']:>20.2f}"
+                )
             print(line, flush=True)
     finally:
         stub.terminate()

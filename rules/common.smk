@@ -3,6 +3,8 @@ import re
 import sys
 
 from llmsweep import config as llmsweep_config
+from llmsweep.loadgen import patterns as load_patterns
+from llmsweep.loadgen import sweep as llmsweep_sweep
 from llmsweep.paths import RunPaths, model_slug
 from llmsweep.driver import (
     UNLOCKING_ENV,
@@ -20,13 +22,13 @@ RESULTS = "results"
 PATHS = RunPaths(RUN, RESULTS)
 MODEL_BY_SLUG = {model_slug(m): m for m in config["models"]}
 POINTS = {
-    (model_slug(p["model"]), p["load"]): p for p in llmsweep_config.sweep_points(config)
+    (model_slug(p["model"]), p["load"]): p for p in llmsweep_sweep.sweep_points(config)
 }
 
 
 wildcard_constraints:
     model="|".join(re.escape(s) for s in MODEL_BY_SLUG),
-    load=r"(c[0-9]+|r[0-9.]+)(_rep[0-9]+)?",
+    load=load_patterns.LOAD_REGEX,
     other=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
@@ -95,12 +97,12 @@ def point_of(wildcards):
 def sweep_settings(wildcards):
     """The sweep settings this point depends on, and no others: adding a client count or a
     rate must not make finished points look changed."""
-    return llmsweep_config.point_sweep_settings(config, point_of(wildcards))
+    return llmsweep_sweep.point_settings(config, point_of(wildcards))
 
 
 def describe(wildcards):
     """'with 4 clients' or 'at 2.5 requests/s', for messages."""
-    return llmsweep_config.describe_load(point_of(wildcards))
+    return llmsweep_sweep.describe_load(point_of(wildcards))
 
 
 def model_of(wildcards):

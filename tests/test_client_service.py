@@ -5,12 +5,26 @@ import subprocess
 import sys
 import urllib.request
 
+import jsonschema
 import pytest
 
 from helpers import follow
+from llmsweep import config
 from llmsweep.client_service.app import create_app
+from llmsweep.loadgen import point_request, workers
 from llmsweep.loadgen.stub_server import StubServer
+from llmsweep.loadgen.sweep import point_settings, sweep_points
+from llmsweep.loadgen.workload import build_prompts
 from llmsweep.util import wait_until
+
+
+def closed(max_tokens=None, **sweep) -> dict:
+    """A closed-loop point request of one client and one request, prompt "x", with the
+    given sweep keys changed (None leaves a key out)."""
+    keys = {"clients": 1, "requests_per_client": 1} | sweep
+    workload = {"prompt": "x"} | ({"max_tokens": max_tokens} if max_tokens else {})
+    keys = {k: v for k, v in keys.items() if v is not None}
+    return {"sweep": keys, "workload": workload}
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +71,16 @@ def test_query_returns_text_timings_and_server_token_counts(client):
         ("/query", {"prompt": ""}, "prompt"),
         ("/query", {"prompt": "x", "max_tokens": 0}, "max_tokens"),
         ("/query", {"prompt": "x", "evil": 1}, "evil"),
-        ("/benchmark", {"n_clients": 0, "n_requests_per_client": 1, "prompt": "x"}, "n_clients"),
-        ("/benchmark", {"n_clients": "2", "n_requests_per_client": 1, "prompt": "x"}, "n_clients"),
-        ("/benchmark", {"n_clients": 1, "n_requests_per_client": -1, "prompt": "x"}, "n_requests"),
-        ("/benchmark", {"n_clients": 1, "prompt": "x"}, "n_requests_per_client"),
-        (
-            "/benchmark",
-            {"n_clients": 1, "n_requests_per_client": 1, "prompt": "x", "api": "soap"},
-            "api",
-        ),  # fmt: skip
+        ("/benchmark", closed(clients=0), "sweep.clients"),
+        ("/benchmark", closed(clients="2"), "sweep.clients"),
+        ("/benchmark", closed(requests_per_client=-1), "sweep.requests_per_client"),
+        ("/benchmark", closed(requests_per_client=None), "requests_per_client"),
+        ("/benchmark", closed(n_clients=1), "n_clients"),
+        ("/benchmark", {**closed(), "workload": {"prompt": "x", "api": "soap"}}, "workload.api"),
+        ("/benchmark", {**closed(), "warmup": {"requests": -1}}, "warmup.requests"),
+        ("/benchmark", {**closed(), "pattern": "open"}, "rate"),
+        ("/benchmark", {**closed(), "pattern": "zigzag"}, "pattern"),
+        ("/benchmark", {"pattern": "open", "sweep": {"rate": 1, "requests": 2}}, "workload"),
     ],
 )
 def test_bad_bodies_get_400_with_a_json_reason(client, path, body, needle):
@@ -77,11 +92,68 @@ def test_bad_bodies_get_400_with_a_json_reason(client, path, body, needle):
     assert needle in r.get_json()["error"]
 
 
+def test_the_point_requests_of_a_config_at_its_bounds_are_accepted():
+    """Built from a config point, a request has the config's key names and passes the API's
+    schema, even with every bound of config at its limit."""
+    cfg = config.load(
+        overrides={
+            "sweep": {
+                "clients": [1, 100000],
+                "rates": [0.5, 100000],
+                "repeats": 2,
+                "requests_per_client": 1000000,
+                "duration_s": 604800,
+                "requests": 100000000,
+                "max_concurrency": 100000,
+                "max_point_duration_s": 604800,
+                "seed": 3,
+            },
+            "warmup": {"requests": 1000000, "duration_s": 86400},
+            "workload": {"max_tokens": 131072, "request_timeout_s": 86400},
+            "client": {"workers": 64},
+        }
+    )
+    schema = jsonschema.Draft202012Validator(point_request.schema())
+    sections = {k: cfg[k] for k in ("warmup", "workload", "client")}
+    for point in sweep_points(cfg):
+        settings = {"sweep": point_settings(cfg, point), **sections}
+        prompts = build_prompts(cfg["workload"], "http://unused", point["model"], 0)
+        request = point_request.build(point, settings, prompts)
+        assert [e.message for e in schema.iter_errors(request)] == [], point["load"]
+        assert request["sweep"]["seed"] == 3 + point["repeat"]
+        assert request["warmup"] == {"requests": 1000000, "duration_s": 86400}
+        assert point_request.complete(request)["sweep"] == request["sweep"]
+    assert sweep_points(cfg)[-1]["load"] == "r100000_rep1"
+
+
+def test_a_request_is_split_across_workers_by_its_pattern():
+    closed_loop = point_request.complete(
+        {**closed(clients=5), "warmup": {"requests": 3}, "client": {"workers": 2}}
+    )
+    parts = [workers.split(closed_loop, k, 2) for k in range(2)]
+    assert [(p["sweep"]["clients"], p["sweep"]["first_client"]) for p in parts] == [(3, 0), (2, 3)]
+    assert [p["warmup"]["requests"] for p in parts] == [2, 1]
+    assert [p["client"]["workers"] for p in parts] == [1, 1]
+    open_loop = point_request.complete(
+        {
+            "pattern": "open",
+            "sweep": {"rate": 3, "requests": 5, "max_concurrency": 3},
+            "workload": {"prompt": "x"},
+            "client": {"workers": 2},
+        }
+    )
+    parts = [workers.split(open_loop, k, 2)["sweep"] for k in range(2)]
+    assert [(p["rate"], p["requests"], p["max_concurrency"]) for p in parts] == [
+        (1.5, 3, 1),
+        (1.5, 2, 1),
+    ]
+    assert [p["seed"] for p in parts] == [0, 1]
+
+
 def test_bad_follow_arguments_and_unknown_points(client):
     assert client.get("/benchmark/nope").status_code == 404
     assert "no point" in client.get("/benchmark/nope").get_json()["error"]
-    start = client.post("/benchmark", json={"n_clients": 1, "n_requests_per_client": 1,
-                                            "prompt": "x", "max_tokens": 2})  # fmt: skip
+    start = client.post("/benchmark", json=closed(max_tokens=2))
     point_id = start.get_json()["id"]
     r = client.get(f"/benchmark/{point_id}?offset=-1")
     assert r.status_code == 400 and "offset" in r.get_json()["error"]
@@ -89,7 +161,7 @@ def test_bad_follow_arguments_and_unknown_points(client):
 
 
 def test_benchmark_runs_every_request_and_allows_one_point_at_a_time(client, stub):
-    body = {"n_clients": 16, "n_requests_per_client": 3, "prompt": "x", "max_tokens": 20}
+    body = closed(clients=16, requests_per_client=3, max_tokens=20)
     r = client.post("/benchmark", json=body)
     assert r.status_code == 202
     point_id = r.get_json()["id"]
@@ -112,8 +184,7 @@ def test_a_point_against_a_failing_server_records_the_error_kind():
     with StubServer(fail_status=503) as failing:
         app = create_app({"UPSTREAM": failing.url, "MODEL": "m", "ENGINE": "openai", "RUN": "t"})
         c = app.test_client()
-        start = c.post("/benchmark", json={"n_clients": 2, "n_requests_per_client": 2,
-                                           "prompt": "x"})  # fmt: skip
+        start = c.post("/benchmark", json=closed(clients=2, requests_per_client=2))
         records, view = follow(c, start.get_json()["id"])
     assert view["state"] == "done"
     assert [r["error_kind"] for r in records] == ["http_503"] * 4
@@ -123,8 +194,8 @@ def test_cancel_stops_a_running_point(stub):
     with StubServer(gap_s=0.05) as slow:
         app = create_app({"UPSTREAM": slow.url, "MODEL": "m", "ENGINE": "openai", "RUN": "t"})
         c = app.test_client()
-        start = c.post("/benchmark", json={"n_clients": 2, "n_requests_per_client": 1000,
-                                           "prompt": "x", "max_tokens": 4})  # fmt: skip
+        body = closed(clients=2, requests_per_client=1000, max_tokens=4)
+        start = c.post("/benchmark", json=body)
         point_id = start.get_json()["id"]
         assert c.delete(f"/benchmark/{point_id}").status_code == 200
         records, view = follow(c, point_id)
@@ -137,8 +208,13 @@ def test_served_by_gunicorn_with_metrics_that_promtool_accepts(stub, tmp_path):
     from llmsweep.util import free_port
 
     port = free_port("127.0.0.1")
-    env = {"LLMSWEEP_UPSTREAM": stub.url, "LLMSWEEP_MODEL": "stub", "LLMSWEEP_ENGINE": "openai",
-           "LLMSWEEP_RUN": "t", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    env = {
+        "LLMSWEEP_UPSTREAM": stub.url,
+        "LLMSWEEP_MODEL": "stub",
+        "LLMSWEEP_ENGINE": "openai",
+        "LLMSWEEP_RUN": "t",
+        "PATH": "/usr/bin:/bin",
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -153,7 +229,7 @@ def test_served_by_gunicorn_with_metrics_that_promtool_accepts(stub, tmp_path):
             "--threads",
             "4",
             "llmsweep.client_service.app:create_app()",
-        ],  # fmt: skip
+        ],
         env={**env, "PYTHONPATH": ":".join(sys.path)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -169,8 +245,9 @@ def test_served_by_gunicorn_with_metrics_that_promtool_accepts(stub, tmp_path):
         assert status == 400 and "prompt" in body["error"]
         with urllib.request.urlopen(base + "/metrics") as resp:
             exposition = resp.read()
-        check = subprocess.run(["promtool", "check", "metrics"], input=exposition,
-                               capture_output=True)  # fmt: skip
+        check = subprocess.run(
+            ["promtool", "check", "metrics"], input=exposition, capture_output=True
+        )
         assert check.returncode == 0, check.stdout + check.stderr
         assert b"llmsweep_output_tokens_total" in exposition
     finally:

@@ -7,6 +7,8 @@ import sys
 import pytest
 
 from llmsweep import config
+from llmsweep.loadgen import patterns, point_request
+from llmsweep.loadgen.sweep import describe_load, point_settings, sweep_points
 
 
 def test_defaults_fill_every_section():
@@ -48,14 +50,85 @@ def test_sweep_points_are_models_times_clients():
             "sweep": {"clients": [1, 8], "rates": [0.5]},
         }
     )
-    points = config.sweep_points(cfg)
+    points = sweep_points(cfg)
     assert [(p["model"], p["load"]) for p in points] == [
-        ("a", "c1"), ("a", "c8"), ("a", "r0.5"), ("b", "c1"), ("b", "c8"), ("b", "r0.5"),
-    ]  # fmt: skip
-    assert points[2]["pattern"] == "open" and points[2]["rate"] == 0.5
+        ("a", "c1"),
+        ("a", "c8"),
+        ("a", "r0.5"),
+        ("b", "c1"),
+        ("b", "c8"),
+        ("b", "r0.5"),
+    ]
+    assert points[2] == {
+        "model": "a",
+        "pattern": "open",
+        "clients": None,
+        "rate": 0.5,
+        "repeat": 0,
+        "load": "r0.5",
+    }
+    assert describe_load(points[1]) == "with 8 clients"
+    assert describe_load(points[2]) == "at 0.5 requests/s"
+    assert list(point_settings(cfg, points[0])) == [
+        "requests_per_client",
+        "duration_s",
+        "max_point_duration_s",
+        "seed",
+    ]
+    assert "requests_per_client" not in point_settings(cfg, points[2])
     cfg["sweep"]["repeats"] = 2
-    loads = [p["load"] for p in config.sweep_points(cfg) if p["model"] == "a"]
+    points = sweep_points(cfg)
+    loads = [p["load"] for p in points if p["model"] == "a"]
     assert loads == ["c1_rep0", "c1_rep1", "c8_rep0", "c8_rep1", "r0.5_rep0", "r0.5_rep1"]
+    assert describe_load(points[1]) == "with 1 clients (repeat 1)"
+
+
+def test_each_pattern_lists_its_levels_under_its_sweep_key():
+    """config/schema.yaml marks each list of levels with its pattern (x-pattern), and every
+    sweep key a pattern's points depend on is a config key."""
+    sweep = config.load_schema()["properties"]["sweep"]["properties"]
+    marked = {k: s["x-pattern"] for k, s in sweep.items() if "x-pattern" in s}
+    assert marked == {m.SWEEP_KEY: m.NAME for m in patterns.PATTERNS.values()}
+    assert config.level_lists() == [m.SWEEP_KEY for m in patterns.PATTERNS.values()]
+    for module in patterns.PATTERNS.values():
+        assert set(module.SETTINGS) <= set(sweep), module.NAME
+
+
+BOUNDS = ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "maxLength", "minLength")
+
+
+def _config_and_request_keys():
+    """(key, config's schema, the point request's) of every key a request takes from
+    config."""
+    props = config.load_schema()["properties"]
+    for module in patterns.PATTERNS.values():
+        for key, spec in point_request.sweep_keys(module).items():
+            if key == module.LEVEL_KEY:  # one level of config's list of levels
+                yield (
+                    f"sweep.{module.SWEEP_KEY}[]",
+                    props["sweep"]["properties"][module.SWEEP_KEY]["items"],
+                    spec,
+                )
+            else:
+                yield f"sweep.{key}", props["sweep"]["properties"][key], spec
+    for section, keys in (
+        ("warmup", point_request.WARMUP),
+        ("workload", point_request.WORKLOAD),
+        ("client", point_request.CLIENT),
+    ):
+        for key, spec in keys.items():
+            yield f"{section}.{key}", props[section]["properties"][key], spec
+    mean = props["workload"]["properties"]["output_tokens"]["properties"]["mean"]
+    yield "workload.output_tokens.mean", mean, point_request.MAX_TOKENS
+
+
+@pytest.mark.parametrize(("key", "in_config", "in_request"), list(_config_and_request_keys()))
+def test_config_has_the_point_requests_bounds(key, in_config, in_request):
+    """A config that validates is never refused by the client service later: each key has
+    the same type and bounds in config/schema.yaml as in the point request."""
+    for bound in BOUNDS:
+        if bound in in_request:
+            assert in_config.get(bound) == in_request[bound], f"{key}: {bound}"
 
 
 ORIGINAL_RECIPE = {

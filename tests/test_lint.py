@@ -67,6 +67,30 @@ def test_no_private_name_is_imported_across_packages():
     assert not found, found
 
 
+def test_only_the_pattern_modules_test_a_pattern_name():
+    """Load patterns differ in their modules under loadgen/patterns alone: elsewhere no
+    comparison names a pattern; callers ask the pattern's module."""
+    import ast
+
+    from llmsweep.loadgen.patterns import PATTERNS
+
+    own = ROOT / "src" / "llmsweep" / "loadgen" / "patterns"
+    files = [p for d in ("src", "scripts", "bench") for p in (ROOT / d).rglob("*.py")]
+    found = []
+    for path in (p for p in files if own not in p.parents):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                names = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant)}
+                if names & set(PATTERNS):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    smk = [
+        p
+        for p in (ROOT / "rules").glob("*.smk")
+        if any(f'"{name}"' in p.read_text() for name in PATTERNS)
+    ]
+    assert not found and not smk, found + smk
+
+
 def test_the_rules_conda_env_has_the_runtime_pins_of_requirements():
     import yaml
 

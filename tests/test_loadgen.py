@@ -24,8 +24,11 @@ def run_point(server, body):
 
 def test_closed_loop_1000_clients_no_cap_no_errors():
     with StubServer(gap_s=0.02) as stub:
-        records, view = run_point(stub, {"n_clients": 1000, "n_requests_per_client": 1,
-                                         "prompt": "x", "max_tokens": 10})  # fmt: skip
+        body = {
+            "sweep": {"clients": 1000, "requests_per_client": 1},
+            "workload": {"prompt": "x", "max_tokens": 10},
+        }
+        records, view = run_point(stub, body)
     assert view["state"] == "done" and len(records) == 1000
     assert [r["error_kind"] for r in records if not r["ok"]] == []
     assert view["peak_in_flight"] == 1000
@@ -34,9 +37,18 @@ def test_closed_loop_1000_clients_no_cap_no_errors():
 def test_poisson_rate_sends_about_rate_times_duration_with_exponential_gaps():
     rate, duration = 100.0, 4.0
     with StubServer() as stub:
-        records, view = run_point(stub, {"pattern": "open", "rate": rate, "arrival": "poisson",
-                                         "n_requests": 100000, "duration_s": duration,
-                                         "prompt": "x", "max_tokens": 2, "seed": 7})  # fmt: skip
+        body = {
+            "pattern": "open",
+            "sweep": {
+                "rate": rate,
+                "arrival": "poisson",
+                "requests": 100000,
+                "duration_s": duration,
+                "seed": 7,
+            },
+            "workload": {"prompt": "x", "max_tokens": 2},
+        }
+        records, view = run_point(stub, body)
     n = len(records)
     expected = rate * duration
     # A Poisson count has sd sqrt(r*T); 5 sd either side fails by chance ~1 in 1.7 million.
@@ -45,10 +57,12 @@ def test_poisson_rate_sends_about_rate_times_duration_with_exponential_gaps():
     gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:], strict=False))
     # Kolmogorov-Smirnov against Exp(rate); 1.95/sqrt(n) is the 0.1 % critical value.
     d = max(
-        max(abs((i + 1) / len(gaps) - (1 - math.exp(-rate * g))),
-            abs(i / len(gaps) - (1 - math.exp(-rate * g))))
+        max(
+            abs((i + 1) / len(gaps) - (1 - math.exp(-rate * g))),
+            abs(i / len(gaps) - (1 - math.exp(-rate * g))),
+        )
         for i, g in enumerate(gaps)
-    )  # fmt: skip
+    )
     assert d < 1.95 / math.sqrt(len(gaps)), d
     assert all(r["ok"] for r in records)
     assert view["client"]["wall_s"] >= duration * 0.9
@@ -56,9 +70,12 @@ def test_poisson_rate_sends_about_rate_times_duration_with_exponential_gaps():
 
 def test_constant_rate_is_evenly_spaced_and_concurrency_limit_queues():
     with StubServer(gap_s=0.05) as stub:
-        records, view = run_point(stub, {"pattern": "open", "rate": 50, "arrival": "constant",
-                                         "n_requests": 40, "max_concurrency": 2,
-                                         "prompt": "x", "max_tokens": 4})  # fmt: skip
+        body = {
+            "pattern": "open",
+            "sweep": {"rate": 50, "arrival": "constant", "requests": 40, "max_concurrency": 2},
+            "workload": {"prompt": "x", "max_tokens": 4},
+        }
+        records, view = run_point(stub, body)
     arrivals = sorted(r["arrival_s"] for r in records)
     assert all(b - a == pytest.approx(0.02) for a, b in zip(arrivals, arrivals[1:], strict=False))
     assert view["peak_in_flight"] == 2
@@ -68,8 +85,11 @@ def test_constant_rate_is_evenly_spaced_and_concurrency_limit_queues():
 
 def test_warmup_requests_are_flagged_and_left_out_of_every_figure():
     with StubServer() as stub:
-        body = {"n_clients": 2, "n_requests_per_client": 3, "warmup_requests": 4,
-                "prompt": "x", "max_tokens": 3}  # fmt: skip
+        body = {
+            "sweep": {"clients": 2, "requests_per_client": 3},
+            "warmup": {"requests": 4},
+            "workload": {"prompt": "x", "max_tokens": 3},
+        }
         records, _ = run_point(stub, body)
     warm = [r for r in records if r["warmup"]]
     assert len(warm) == 4 and len(records) == 10
@@ -84,8 +104,10 @@ def test_warmup_requests_are_flagged_and_left_out_of_every_figure():
 
 def test_a_point_is_bounded_by_time():
     with StubServer(gap_s=0.05) as stub:
-        body = {"n_clients": 2, "n_requests_per_client": 1000, "max_duration_s": 1,
-                "prompt": "x", "max_tokens": 5}  # fmt: skip
+        body = {
+            "sweep": {"clients": 2, "requests_per_client": 1000, "max_point_duration_s": 1},
+            "workload": {"prompt": "x", "max_tokens": 5},
+        }
         records, view = run_point(stub, body)
     assert view["client"]["timed_out"] and view["client"]["wall_s"] < 5
     assert 0 < len(records) < 2000
@@ -93,8 +115,14 @@ def test_a_point_is_bounded_by_time():
 
 
 def test_goodput_counts_requests_within_every_slo():
-    base = {"itl_s": [], "output_tokens": 5, "output_tokens_source": "usage",
-            "input_tokens": 3, "ok": True, "error_kind": None}  # fmt: skip
+    base = {
+        "itl_s": [],
+        "output_tokens": 5,
+        "output_tokens_source": "usage",
+        "input_tokens": 3,
+        "ok": True,
+        "error_kind": None,
+    }
     records = [
         {**base, "start": 0.0, "ttft_s": 0.1, "tpot_s": 0.01, "e2e_s": 1.0},
         {**base, "start": 0.0, "ttft_s": 0.5, "tpot_s": 0.01, "e2e_s": 1.0},
@@ -109,13 +137,16 @@ def test_goodput_counts_requests_within_every_slo():
 
 def test_prompt_files_jsonl_and_csv(tmp_path):
     jsonl = tmp_path / "p.jsonl"
-    jsonl.write_text(json.dumps({"prompt": "a", "max_tokens": 7}) + "\n" +
-                     json.dumps({"prompt": "b"}) + "\n")  # fmt: skip
+    jsonl.write_text(
+        json.dumps({"prompt": "a", "max_tokens": 7}) + "\n" + json.dumps({"prompt": "b"}) + "\n"
+    )
     csvf = tmp_path / "p.csv"
     csvf.write_text('prompt,max_tokens\n"x, with a comma",3\ny,\n')
     assert read_prompt_file(jsonl) == [{"prompt": "a", "max_tokens": 7}, {"prompt": "b"}]
-    assert read_prompt_file(csvf) == [{"prompt": "x, with a comma", "max_tokens": 3},
-                                      {"prompt": "y"}]  # fmt: skip
+    assert read_prompt_file(csvf) == [
+        {"prompt": "x, with a comma", "max_tokens": 3},
+        {"prompt": "y"},
+    ]
     cfg = config.load(overrides={"workload": {"prompt_file": str(jsonl), "max_tokens": 9}})
     prompts = build_prompts(cfg["workload"], "http://unused", "m", 0)
     assert prompts == [{"prompt": "a", "max_tokens": 7}, {"prompt": "b", "max_tokens": 9}]
@@ -130,8 +161,7 @@ def test_output_lengths_follow_mean_and_stdev():
     prompts = build_prompts(cfg["workload"], "http://unused", "m", seed=3)
     assert len(prompts) == 1  # one prompt text
     cfg["workload"]["prompt_file"] = None
-    lengths = [build_prompts(cfg["workload"], "", "m", seed=s)[0]["max_tokens"]
-               for s in range(400)]  # fmt: skip
+    lengths = [build_prompts(cfg["workload"], "", "m", seed=s)[0]["max_tokens"] for s in range(400)]
     mean = sum(lengths) / len(lengths)
     sd = (sum((x - mean) ** 2 for x in lengths) / len(lengths)) ** 0.5
     assert 98 < mean < 102 and 8 < sd < 12
@@ -157,8 +187,12 @@ def test_bad_workload_config_names_the_key(override, key):
 
 def test_worker_processes_share_a_closed_loop_point():
     with StubServer(gap_s=0.02) as stub:
-        body = {"n_clients": 1000, "n_requests_per_client": 2, "workers": 2,
-                "warmup_requests": 3, "prompt": "x", "max_tokens": 10}  # fmt: skip
+        body = {
+            "sweep": {"clients": 1000, "requests_per_client": 2},
+            "warmup": {"requests": 3},
+            "workload": {"prompt": "x", "max_tokens": 10},
+            "client": {"workers": 2},
+        }
         records, view = run_point(stub, body)
     measured = [r for r in records if not r["warmup"]]
     assert view["state"] == "done" and len(measured) == 2000
@@ -171,7 +205,11 @@ def test_worker_processes_share_a_closed_loop_point():
 
 def test_worker_processes_share_an_open_loop_rate():
     with StubServer() as stub:
-        body = {"pattern": "open", "rate": 100, "n_requests": 10000, "duration_s": 3,
-                "workers": 2, "prompt": "x", "max_tokens": 2}  # fmt: skip
+        body = {
+            "pattern": "open",
+            "sweep": {"rate": 100, "requests": 10000, "duration_s": 3},
+            "workload": {"prompt": "x", "max_tokens": 2},
+            "client": {"workers": 2},
+        }
         records, _ = run_point(stub, body)
     assert abs(len(records) - 300) < 5 * math.sqrt(300)

@@ -61,8 +61,9 @@ class Replay:
                     name_ = "tags_empty.json"
                 else:
                     name_ = name
-                return web.Response(text=(DATA / name_).read_text(),
-                                    content_type="application/json")  # fmt: skip
+                return web.Response(
+                    text=(DATA / name_).read_text(), content_type="application/json"
+                )
 
             return handler
 
@@ -160,11 +161,15 @@ def test_ready_is_false_when_the_model_is_not_loaded():
 
 def test_client_service_runs_a_point_against_ollama():
     with Replay() as server:
-        app = create_app({"UPSTREAM": server.url, "MODEL": "llama3.2:1b", "ENGINE": "ollama",
-                          "RUN": "o"})  # fmt: skip
+        app = create_app(
+            {"UPSTREAM": server.url, "MODEL": "llama3.2:1b", "ENGINE": "ollama", "RUN": "o"}
+        )
         c = app.test_client()
         assert c.get("/health").status_code == 200
-        body = {"n_clients": 3, "n_requests_per_client": 2, "prompt": "x", "api": "chat"}
+        body = {
+            "sweep": {"clients": 3, "requests_per_client": 2},
+            "workload": {"prompt": "x", "api": "chat"},
+        }
         point_id = c.post("/benchmark", json=body).get_json()["id"]
         view = c.get(f"/benchmark/{point_id}?wait=30").get_json()
         while view["state"] == "running":
@@ -173,8 +178,9 @@ def test_client_service_runs_a_point_against_ollama():
 
 
 def settings(**changes):
-    cfg = config.load(overrides={"engine": "ollama", "models": ["llama3.2:1b"],
-                                 "engines": {"ollama": changes}})  # fmt: skip
+    cfg = config.load(
+        overrides={"engine": "ollama", "models": ["llama3.2:1b"], "engines": {"ollama": changes}}
+    )
     return cfg
 
 
@@ -192,9 +198,18 @@ def test_apptainer_command_line(tmp_path):
     cfg = settings(image="/images/ollama-0.12.6.sif", models_dir=str(tmp_path / "store"))
     argv, env = ollama.command(cfg["engines"]["ollama"], "llama3.2:1b")
     store = str(tmp_path / "store")
-    assert argv == ["apptainer", "exec", "--nv", "--bind", f"{store}:{store}",
-                    "--env", f"OLLAMA_MODELS={store}", "/images/ollama-0.12.6.sif",
-                    "ollama", "serve"]  # fmt: skip
+    assert argv == [
+        "apptainer",
+        "exec",
+        "--nv",
+        "--bind",
+        f"{store}:{store}",
+        "--env",
+        f"OLLAMA_MODELS={store}",
+        "/images/ollama-0.12.6.sif",
+        "ollama",
+        "serve",
+    ]
     assert env["OLLAMA_HOST"] == "{host}:{port}"
 
 

@@ -8,11 +8,18 @@ from llmsweep.loadgen.stats import percentile, summarize
 
 def rec(start, ttft, e2e, out_tokens, itl, ok=True, warmup=False, error_kind=None):
     return {
-        "start": start, "ttft_s": ttft, "e2e_s": e2e, "itl_s": itl,
+        "start": start,
+        "ttft_s": ttft,
+        "e2e_s": e2e,
+        "itl_s": itl,
         "tpot_s": (e2e - ttft) / (out_tokens - 1) if ok else None,
-        "output_tokens": out_tokens, "output_tokens_source": "usage",
-        "input_tokens": 5, "ok": ok, "warmup": warmup, "error_kind": error_kind,
-    }  # fmt: skip
+        "output_tokens": out_tokens,
+        "output_tokens_source": "usage",
+        "input_tokens": 5,
+        "ok": ok,
+        "warmup": warmup,
+        "error_kind": error_kind,
+    }
 
 
 @pytest.mark.parametrize("q", [0, 50, 90, 95, 99, 100])

@@ -38,8 +38,16 @@ def test_run_resume_extend(tmp_path):
         assert {r["output_tokens_source"] for r in records} == {"usage"}
         summary = read_json(point(tmp_path, clients) / "summary.json")
         again = summarize(records)
-        for key in ("requests", "output_tokens", "output_token_throughput_tps", "ttft_s", "e2e_s",
-                    "itl_s", "tpot_s", "request_throughput_rps"):  # fmt: skip
+        for key in (
+            "requests",
+            "output_tokens",
+            "output_token_throughput_tps",
+            "ttft_s",
+            "e2e_s",
+            "itl_s",
+            "tpot_s",
+            "request_throughput_rps",
+        ):
             assert summary[key] == again[key], key
         assert summary["output_tokens"] == sum(r["output_tokens"] for r in records)
         assert summary["point"]["peak_in_flight"] == clients
@@ -80,8 +88,9 @@ def test_killed_driver_resumes_only_unfinished_points(tmp_path):
     try:
         # Finished as Snakemake records it: a point whose summary is written but whose job
         # Snakemake has not yet marked done is incomplete, and rightly run again.
-        done_before = wait_until(lambda: finished_points(tmp_path / "driver.log"), 300,
-                                 "a first finished point")  # fmt: skip
+        done_before = wait_until(
+            lambda: finished_points(tmp_path / "driver.log"), 300, "a first finished point"
+        )
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from llmsweep.engines import engine_module
+from llmsweep.loadgen import patterns, point_request
 from llmsweep.loadgen.stats import summarize
 from llmsweep.loadgen.workload import build_prompts
 from llmsweep.metrics.gpu_info import gpu_info
@@ -65,41 +66,15 @@ def run_point(
         raise
 
 
-def point_request(point: dict, settings: dict, prompts: list[dict]) -> dict:
-    """The client service's /benchmark body for one sweep point."""
-    sweep, warmup, workload = settings["sweep"], settings["warmup"], settings["workload"]
-    request = {
-        "pattern": point["pattern"],
-        "duration_s": sweep["duration_s"],
-        "prompts": prompts,
-        "ignore_eos": workload["ignore_eos"],
-        "api": workload["api"],
-        "request_timeout_s": workload["request_timeout_s"],
-        "warmup_requests": warmup["requests"],
-        "warmup_duration_s": warmup["duration_s"],
-        "max_duration_s": sweep["max_point_duration_s"],
-        "seed": sweep["seed"] + point["repeat"],
-        "workers": settings["client"]["workers"],
-    }
-    if point["pattern"] == "closed":
-        request.update(
-            n_clients=point["clients"], n_requests_per_client=sweep["requests_per_client"]
-        )
-    else:
-        request.update(rate=point["rate"], arrival=sweep["arrival"], n_requests=sweep["requests"],
-                       max_concurrency=sweep["max_concurrency"])  # fmt: skip
-    return request
-
-
 def _run_point(
     point: dict, settings: dict, leases: dict[str, Path], requests_path: Path, summary_path: Path
 ) -> dict:
     """The point's steps: start it, follow it to the end, check it, describe it, publish."""
     held = {name: read_json(path) for name, path in leases.items()}
     client, llm = held["client_service"], held["llm_server"]
-    seed = settings["sweep"]["seed"] + point["repeat"]
+    seed = point_request.seed(settings["sweep"], point)
     prompts = build_prompts(settings["workload"], llm["url"], point["model"], seed)
-    point_id = start_point(client["url"], point_request(point, settings, prompts))
+    point_id = start_point(client["url"], point_request.build(point, settings, prompts))
     started_at = time.time()
     requests_path.parent.mkdir(parents=True, exist_ok=True)
     view = follow_point(client["url"], point_id, requests_path, point, list(held.values()))
@@ -205,8 +180,7 @@ def describe_point(point: dict, settings: dict, held: dict, view: dict, started_
         "server": server_info(point, llm, monitored="pushgateway" in held),
         "load": point["load"],
         "pattern": point["pattern"],
-        "clients": point["clients"],
-        "rate": point["rate"],
+        **patterns.levels(point),
         "repeat": point["repeat"],
         "requests_per_client": settings["sweep"].get("requests_per_client"),
         "peak_in_flight": view["peak_in_flight"],

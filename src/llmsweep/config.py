@@ -161,8 +161,10 @@ def field_errors(cfg: dict) -> list[dict]:
     upgrade(cfg)
     errors = sorted(_Validator(load_schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
-        return [{"key": re.sub(r"\[\d+\]", "", _key_path(e.absolute_path)),
-                 "message": _describe(e)} for e in errors]  # fmt: skip
+        return [
+            {"key": re.sub(r"\[\d+\]", "", _key_path(e.absolute_path)), "message": _describe(e)}
+            for e in errors
+        ]
     try:
         _check_semantics(cfg)
     except ConfigError as exc:
@@ -170,10 +172,22 @@ def field_errors(cfg: dict) -> list[dict]:
     return []
 
 
+def level_lists() -> list[str]:
+    """The sweep keys that list a load pattern's levels (clients, rates): those the schema
+    marks with the pattern they belong to (`x-pattern`)."""
+    return [
+        k
+        for k, sub in load_schema()["properties"]["sweep"]["properties"].items()
+        if "x-pattern" in sub
+    ]
+
+
 def _check_semantics(cfg: dict) -> None:
     sweep, workload = cfg["sweep"], cfg["workload"]
-    if not sweep["clients"] and not sweep["rates"]:
-        raise ConfigError("sweep.clients: empty, and sweep.rates too: nothing to sweep")
+    lists = level_lists()
+    if not any(sweep[k] for k in lists):
+        others = ", ".join(f"sweep.{k}" for k in lists[1:])
+        raise ConfigError(f"sweep.{lists[0]}: empty, and {others} too: nothing to sweep")
     if workload["prompt_file"]:
         path = Path(workload["prompt_file"])
         if not path.is_file() or not os.access(path, os.R_OK):
@@ -258,42 +272,6 @@ def _merge(base: dict, extra: dict) -> None:
             _merge(base[key], value)
         else:
             base[key] = value
-
-
-def sweep_points(cfg: dict) -> list[dict]:
-    """Every point of the sweep, in order: model x (clients, then rates) x repeat.
-
-    `load` names the point's folder: c<clients> or r<rate>, with _rep<k> when repeated.
-    """
-    sweep = cfg["sweep"]
-    loads = [("closed", c, None, f"c{c}") for c in sweep["clients"]]
-    loads += [("open", None, r, f"r{r:g}") for r in sweep["rates"]]
-    points = []
-    for model in cfg["models"]:
-        for pattern, clients, rate, name in loads:
-            for repeat in range(sweep["repeats"]):
-                load = name if sweep["repeats"] == 1 else f"{name}_rep{repeat}"
-                points.append({"model": model, "pattern": pattern, "clients": clients,
-                               "rate": rate, "repeat": repeat, "load": load})  # fmt: skip
-    return points
-
-
-POINT_SETTINGS = {
-    "closed": ("requests_per_client", "duration_s", "max_point_duration_s", "seed"),
-    "open": ("arrival", "requests", "max_concurrency", "duration_s", "max_point_duration_s",
-             "seed"),
-}  # fmt: skip
-
-
-def point_sweep_settings(cfg: dict, point: dict) -> dict:
-    """The sweep keys that shape `point` (its pattern's), not the list of points."""
-    return {k: cfg["sweep"][k] for k in POINT_SETTINGS[point["pattern"]]}
-
-
-def describe_load(point: dict) -> str:
-    text = (f"with {point['clients']} clients" if point["pattern"] == "closed"
-            else f"at {point['rate']:g} requests/s")  # fmt: skip
-    return text + (f" (repeat {point['repeat']})" if point["repeat"] else "")
 
 
 def dump(cfg: dict) -> str:

@@ -2,7 +2,8 @@
 
 GET  /health                 the service and its LLM server
 POST /query                  one request; returns text, timings, token counts
-POST /benchmark              start one load point (202 + id; 409 while another runs)
+POST /benchmark              start one load point, a point request (loadgen.point_request):
+                             202 + id; 409 while another runs
 GET  /benchmark/<id>         follow it: records from ?offset=, long-polled with ?wait=
 DELETE /benchmark/<id>       cancel it
 GET  /metrics                Prometheus exposition
@@ -21,73 +22,13 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from llmsweep.client_service.points import Points
 from llmsweep.engines import engine_module
-from llmsweep.loadgen import session
+from llmsweep.loadgen import patterns, point_request, session
 from llmsweep.loadgen.protocols import for_engine
 from llmsweep.loadgen.request import stream_request
+from llmsweep.loadgen.runner import Server
 
-_WORKLOAD = {
-    "prompt": {"type": "string", "minLength": 1, "maxLength": 1_000_000},
-    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 131072},
-    "ignore_eos": {"type": "boolean"},
-    "api": {"enum": ["chat", "completions"]},
-    "request_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
-}
-QUERY_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["prompt"],
-    "properties": _WORKLOAD,
-}
-BENCHMARK_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        **_WORKLOAD,
-        "pattern": {"enum": ["closed", "open"]},
-        "n_clients": {"type": "integer", "minimum": 1, "maximum": 100000},
-        "n_requests_per_client": {"type": "integer", "minimum": 1, "maximum": 1000000},
-        "duration_s": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 604800},
-        "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 100000},
-        "arrival": {"enum": ["poisson", "constant"]},
-        "n_requests": {"type": "integer", "minimum": 1, "maximum": 100000000},
-        "max_concurrency": {"type": ["integer", "null"], "minimum": 1, "maximum": 100000},
-        "warmup_requests": {"type": "integer", "minimum": 0, "maximum": 1000000},
-        "warmup_duration_s": {"type": "number", "minimum": 0, "maximum": 86400},
-        "max_duration_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
-        "seed": {"type": "integer"},
-        "workers": {"type": "integer", "minimum": 1, "maximum": 64},
-        "prompts": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 100000,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["prompt"],
-                "properties": {
-                    "prompt": _WORKLOAD["prompt"],
-                    "max_tokens": _WORKLOAD["max_tokens"],
-                },
-            },
-        },
-    },
-    "oneOf": [{"required": ["prompt"]}, {"required": ["prompts"]}],
-    "if": {"properties": {"pattern": {"const": "open"}}, "required": ["pattern"]},
-    "then": {"required": ["rate", "n_requests"]},
-    "else": {"required": ["n_clients", "n_requests_per_client"]},
-}
-DEFAULTS = {"max_tokens": 64, "ignore_eos": True, "api": "chat", "request_timeout_s": 600}
-POINT_DEFAULTS = {
-    "pattern": "closed",
-    "duration_s": None,
-    "arrival": "poisson",
-    "max_concurrency": None,
-    "warmup_requests": 0,
-    "warmup_duration_s": 0,
-    "max_duration_s": 86400,
-    "seed": 0,
-    "workers": 1,
-}
+QUERY_SCHEMA = point_request.query_schema()
+BENCHMARK_SCHEMA = point_request.schema()
 
 bp = Blueprint("client", __name__)
 
@@ -105,7 +46,7 @@ def _body(schema: dict) -> dict:
         e = errors[0]
         where = ".".join(str(p) for p in e.absolute_path) or "body"
         raise BadRequest(f"{where}: {e.message}")
-    return {**DEFAULTS, **body}
+    return body
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -124,13 +65,17 @@ def health():
     cfg = current_app.config
     upstream_ok = engine_module(cfg["ENGINE"]).healthy(cfg["UPSTREAM"])
     status = 200 if upstream_ok else 503
-    return jsonify(status="ok" if upstream_ok else "upstream_down", upstream=cfg["UPSTREAM"],
-                   model=cfg["MODEL"], engine=cfg["ENGINE"]), status  # fmt: skip
+    return jsonify(
+        status="ok" if upstream_ok else "upstream_down",
+        upstream=cfg["UPSTREAM"],
+        model=cfg["MODEL"],
+        engine=cfg["ENGINE"],
+    ), status
 
 
 @bp.post("/query")
 def query():
-    params = _body(QUERY_SCHEMA)
+    params = point_request.complete_query(_body(QUERY_SCHEMA))
     cfg = current_app.config
     protocol = for_engine(cfg["ENGINE"])
     body = protocol.body(
@@ -150,19 +95,12 @@ def query():
 
 @bp.post("/benchmark")
 def benchmark():
-    params = {**POINT_DEFAULTS, **_body(BENCHMARK_SCHEMA)}
+    spec = point_request.complete(_body(BENCHMARK_SCHEMA))
     cfg = current_app.config
-    params["model"] = cfg["MODEL"]
-    params["engine"] = cfg["ENGINE"]
-    if "prompts" not in params:
-        params["prompts"] = [{"prompt": params.pop("prompt")}]
-    for p in params["prompts"]:
-        p.setdefault("max_tokens", params["max_tokens"])
-    closed = params["pattern"] == "closed"
-    labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "engine": cfg["ENGINE"],
-              "clients": params["n_clients"] if closed else "",
-              "rate": "" if closed else f"{params['rate']:g}"}  # fmt: skip
-    point = current_app.extensions["llmsweep_points"].start(params, cfg["UPSTREAM"], labels)
+    server = Server(cfg["UPSTREAM"], cfg["ENGINE"], cfg["MODEL"])
+    labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "engine": cfg["ENGINE"]}
+    labels |= patterns.metric_labels(spec)
+    point = current_app.extensions["llmsweep_points"].start(spec, server, labels)
     if point is None:
         running = current_app.extensions["llmsweep_points"].running()
         return jsonify(error="another point is running", running=running and running.id), 409

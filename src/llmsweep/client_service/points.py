@@ -7,16 +7,17 @@ import threading
 import time
 import uuid
 
-from llmsweep.loadgen import runner, workers
+from llmsweep.loadgen import patterns, runner, workers
 from llmsweep.loadgen.session import InFlight
 from llmsweep.metrics import client as live
 
 
 class Point:
-    def __init__(self, params: dict, upstream: str, labels: dict):
+    def __init__(self, request: dict, server: runner.Server, labels: dict):
+        """`request`: a completed point request (loadgen.point_request.complete)."""
         self.id = uuid.uuid4().hex[:12]
-        self.params = params
-        self.upstream = upstream
+        self.request = request
+        self.server = server
         self.labels = labels
         self.records: list[dict] = []
         self.state = "running"
@@ -32,10 +33,8 @@ class Point:
     @property
     def total(self) -> int | None:
         """Requests the point sends at most, warm-up included."""
-        p = self.params
-        if p["pattern"] == "open":
-            return p["n_requests"] + p["warmup_requests"]
-        return p["n_clients"] * p["n_requests_per_client"] + p["warmup_requests"]
+        measured = patterns.pattern(self.request["pattern"]).total(self.request["sweep"])
+        return measured + self.request["warmup"]["requests"]
 
     def add(self, rec: dict) -> None:
         live.observe(self.labels, rec)
@@ -45,14 +44,11 @@ class Point:
 
     def _run(self) -> None:
         try:
-            if self.params.get("workers", 1) > 1:
-                self.client_stats = workers.run(
-                    self.upstream, self.params, self.add, self.cancel, self.in_flight
-                )
+            args = (self.server, self.request, self.add, self.cancel, self.in_flight)
+            if self.request["client"]["workers"] > 1:
+                self.client_stats = workers.run(*args)
             else:
-                self.client_stats = asyncio.run(
-                    runner.run(self.upstream, self.params, self.add, self.cancel, self.in_flight)
-                )
+                self.client_stats = asyncio.run(runner.run(*args))
             state = "cancelled" if self.cancel.is_set() else "done"
         except Exception as exc:  # noqa: BLE001 - reported to the caller, never lost
             self.error = f"{type(exc).__name__}: {exc}"
@@ -94,11 +90,11 @@ class Points:
         self._lock = threading.Lock()
         self._points: dict[str, Point] = {}
 
-    def start(self, params: dict, upstream: str, labels: dict) -> Point | None:
+    def start(self, request: dict, server: runner.Server, labels: dict) -> Point | None:
         with self._lock:
             if any(p.state == "running" for p in self._points.values()):
                 return None
-            point = Point(params, upstream, labels)
+            point = Point(request, server, labels)
             self._points[point.id] = point
         point.start()
         return point

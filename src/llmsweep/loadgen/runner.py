@@ -1,15 +1,18 @@
-"""One load point: warm-up, then the load pattern, bounded in time; the client's own
+"""One load point: warm-up, then the pattern's load, bounded in time; the client's own
 CPU use and event-loop lag are measured so a saturated client is never mistaken for a
 slow server."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import resource
 import time
+from typing import NamedTuple
 
-from llmsweep.loadgen import closed_loop, open_loop
+from llmsweep.loadgen import patterns
+from llmsweep.loadgen.patterns import closed
 from llmsweep.loadgen.protocols import for_engine
 from llmsweep.loadgen.request import stream_request
 from llmsweep.loadgen.session import InFlight, keep_alive_for, new_session
@@ -18,6 +21,98 @@ from llmsweep.loadgen.stats import percentile
 LAG_INTERVAL_S = 0.01
 SATURATED_CPU_SHARE = 0.9
 SATURATED_LAG_P99_S = 0.02
+
+
+class Server(NamedTuple):
+    """The LLM server a point runs against."""
+
+    url: str
+    engine: str
+    model: str
+
+
+async def run(server: Server, request: dict, on_record, cancel, in_flight: InFlight) -> dict:
+    """Run the point request (loadgen.point_request, completed); every finished request
+    goes to `on_record` at once. Returns the client's own figures (CPU, loop lag,
+    saturation)."""
+    meter = _Meter()
+    keep_alive = keep_alive_for(server.engine)
+    async with new_session(request["workload"]["request_timeout_s"], keep_alive) as http:
+        send = _sender(http, server, request["workload"], on_record, cancel, in_flight)
+        timed_out = await _within(_phases(send, request), request["sweep"]["max_point_duration_s"])
+    cpu, wall, lag = await meter.stop()
+    return client_figures(cpu, wall, lag, timed_out)
+
+
+async def _phases(send, request: dict) -> None:
+    """Warm-up, then the measured load of the request's pattern."""
+    module = patterns.pattern(request["pattern"])
+    await _warm_up(functools.partial(send, "warmup"), request["warmup"], module, request["sweep"])
+    await module.run(functools.partial(send, "measure"), request["sweep"])
+
+
+async def _warm_up(send, warmup: dict, module, sweep: dict) -> None:
+    """The warm-up requests and time, sent back to back at the pattern's warm-up width."""
+    n, duration = warmup["requests"], warmup["duration_s"]
+    if not (n or duration):
+        return
+    width = module.warmup_width(sweep)
+    per_client = -(-n // width) if n else None
+    await closed.loop(send, min(width, max(n, 1)), per_client, duration or None)
+
+
+async def _within(coro, seconds: float) -> bool:
+    """Run `coro` for at most `seconds` (cancelling it then); whether time ran out."""
+    try:
+        await asyncio.wait_for(coro, seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+def _sender(http, server: Server, workload: dict, on_record, cancel, in_flight: InFlight):
+    """send(phase, **extra): one request with the next prompt; its record, with `extra` and
+    flagged warm-up or not, goes to `on_record`, also when the point's time runs out."""
+    protocol = for_engine(server.engine)
+    prompts, api = workload["prompts"], workload["api"]
+    order = itertools.count()
+
+    async def send(phase: str, **extra) -> None:
+        if cancel.is_set():
+            return
+        prompt = prompts[next(order) % len(prompts)]
+        body = protocol.body(
+            api, server.model, prompt["prompt"], prompt["max_tokens"], workload["ignore_eos"]
+        )
+        warmup = phase == "warmup"
+        try:
+            with in_flight:
+                rec = await stream_request(http, server.url, protocol, api, body)
+        except asyncio.CancelledError:
+            on_record({**_cancelled(), **extra, "warmup": warmup, "max_tokens": None})
+            raise
+        rec.update(extra, warmup=warmup, max_tokens=prompt["max_tokens"])
+        on_record(rec)
+
+    return send
+
+
+def _cancelled() -> dict:
+    """The record of a request cut off when the point reached its time bound."""
+    return {
+        "start": time.time(),
+        "ok": False,
+        "error_kind": "cancelled",
+        "error": "the point reached max_point_duration_s",
+        "e2e_s": None,
+        "ttft_s": None,
+        "itl_s": [],
+        "tpot_s": None,
+        "output_tokens": 0,
+        "output_tokens_source": None,
+        "input_tokens": None,
+        "input_tokens_source": None,
+    }
 
 
 def _thread_cpu() -> float:
@@ -34,72 +129,25 @@ async def _lag_monitor(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(max(0.0, loop.time() - t - LAG_INTERVAL_S))
 
 
-async def run(base_url: str, params: dict, on_record, cancel, in_flight: InFlight) -> dict:
-    """Run the point; every finished request goes to `on_record` at once. Returns the
-    client's own figures (CPU, loop lag, saturation)."""
-    protocol = for_engine(params["engine"])
-    prompts = params["prompts"]
-    order = itertools.count()
-    stop = asyncio.Event()
-    lag: list[float] = []
-    monitor = asyncio.create_task(_lag_monitor(lag, stop))
-    cpu0, wall0 = _thread_cpu(), time.monotonic()
-    keep_alive = keep_alive_for(params["engine"])
-    async with new_session(params["request_timeout_s"], keep_alive) as session:
+class _Meter:
+    """The client's own CPU time, wall time and event-loop lag, from creation to stop()."""
 
-        async def send(phase: str, **extra) -> None:
-            if cancel.is_set():
-                return
-            prompt = prompts[next(order) % len(prompts)]
-            body = protocol.body(params["api"], params["model"], prompt["prompt"],
-                                 prompt["max_tokens"], params["ignore_eos"])  # fmt: skip
-            try:
-                with in_flight:
-                    rec = await stream_request(session, base_url, protocol, params["api"], body)
-            except asyncio.CancelledError:
-                rec = {"start": time.time(), "ok": False, "error_kind": "cancelled",
-                       "error": "the point reached max_duration_s", "e2e_s": None,
-                       "ttft_s": None, "itl_s": [], "tpot_s": None, "output_tokens": 0,
-                       "output_tokens_source": None, "input_tokens": None,
-                       "input_tokens_source": None}  # fmt: skip
-                on_record({**rec, **extra, "warmup": phase == "warmup", "max_tokens": None})
-                raise
-            rec.update(extra, warmup=phase == "warmup", max_tokens=prompt["max_tokens"])
-            on_record(rec)
+    def __init__(self):
+        self._lag: list[float] = []
+        self._stop = asyncio.Event()
+        self._monitor = asyncio.create_task(_lag_monitor(self._lag, self._stop))
+        self._cpu0, self._wall0 = _thread_cpu(), time.monotonic()
 
-        async def warmup_send(**extra):
-            await send("warmup", **extra)
+    async def stop(self) -> tuple[float, float, list[float]]:
+        """(CPU seconds, wall seconds, lag samples sorted)."""
+        self._stop.set()
+        await self._monitor
+        cpu, wall = _thread_cpu() - self._cpu0, time.monotonic() - self._wall0
+        return cpu, wall, sorted(self._lag)
 
-        async def measured_send(**extra):
-            await send("measure", **extra)
 
-        async def point() -> None:
-            w_req, w_dur = params["warmup_requests"], params["warmup_duration_s"]
-            if w_req or w_dur:
-                width = params["n_clients"] if params["pattern"] == "closed" else (
-                    params["max_concurrency"] or 1)  # fmt: skip
-                per_client = -(-w_req // width) if w_req else None
-                await closed_loop.run(warmup_send, min(width, max(w_req, 1)), per_client,
-                                      w_dur or None)  # fmt: skip
-            if params["pattern"] == "closed":
-                n, per_client = params["n_clients"], params["n_requests_per_client"]
-                first = params.get("first_client", 0)
-                await closed_loop.run(measured_send, n, per_client, params["duration_s"], first)
-            else:
-                await open_loop.run(measured_send, params["rate"], params["arrival"],
-                                    params["n_requests"], params["duration_s"],
-                                    params["max_concurrency"], params["seed"])  # fmt: skip
-
-        try:
-            await asyncio.wait_for(point(), params["max_duration_s"])
-            timed_out = False
-        except TimeoutError:
-            timed_out = True
-    stop.set()
-    await monitor
-    wall = time.monotonic() - wall0
-    cpu = _thread_cpu() - cpu0
-    lag.sort()
+def client_figures(cpu: float, wall: float, lag: list[float], timed_out: bool) -> dict:
+    """The client's own figures, and whether (and why) it was saturated; `lag` sorted."""
     stats = {
         "cpu_s": cpu,
         "wall_s": wall,

@@ -1,8 +1,9 @@
 """Several load-generator processes for one point, when one core cannot keep up.
 
-The point's clients (closed loop) or rate (open loop: a sum of Poisson processes is a
-Poisson process) are split across worker processes; every record and in-flight change
-comes back through a queue, so the caller sees one point.
+The point is split across worker processes, its load by its pattern (clients for the
+closed loop, the rate for the open loop: a sum of Poisson processes is a Poisson
+process), its warm-up requests evenly; every record and in-flight change comes back
+through a queue, so the caller sees one point.
 """
 
 from __future__ import annotations
@@ -11,47 +12,43 @@ import asyncio
 import multiprocessing as mp
 import queue as queue_module
 
-from llmsweep.loadgen import runner
+from llmsweep.loadgen import patterns, runner
+from llmsweep.loadgen.patterns.common import share
 from llmsweep.loadgen.session import InFlight, raise_fd_limit
 
 
-def _share(total: int, k: int, n: int) -> int:
-    """Worker k's part of `total` split as evenly as possible over n workers."""
-    return total // n + (1 if k < total % n else 0)
+def split(request: dict, k: int, n: int) -> dict:
+    """Worker k's share (of n) of the point request."""
+    sweep = patterns.pattern(request["pattern"]).split(request["sweep"], k, n)
+    sweep["seed"] = request["sweep"]["seed"] * 1000 + k
+    warmup = {**request["warmup"], "requests": share(request["warmup"]["requests"], k, n)}
+    client = {**request["client"], "workers": 1}
+    return {**request, "sweep": sweep, "warmup": warmup, "client": client}
 
 
-def split(params: dict, k: int, n: int) -> dict:
-    """Worker k's share (of n) of the point."""
-    part = dict(params, workers=1, seed=params["seed"] * 1000 + k)
-    part["warmup_requests"] = _share(params["warmup_requests"], k, n)
-    if params["pattern"] == "closed":
-        part["n_clients"] = _share(params["n_clients"], k, n)
-        part["first_client"] = sum(_share(params["n_clients"], j, n) for j in range(k))
-    else:
-        part["rate"] = params["rate"] / n
-        part["n_requests"] = _share(params["n_requests"], k, n)
-        if params["max_concurrency"]:
-            part["max_concurrency"] = max(1, params["max_concurrency"] // n)
-    return part
-
-
-def _child(upstream: str, params: dict, out, cancel) -> None:
+def _child(server: runner.Server, request: dict, out, cancel) -> None:
     raise_fd_limit()
     in_flight = InFlight(lambda d: out.put(("in_flight", d)))
+
+    def record(rec: dict) -> None:
+        out.put(("record", rec))
+
     try:
-        stats = asyncio.run(runner.run(upstream, params, lambda r: out.put(("record", r)),
-                                       cancel, in_flight))  # fmt: skip
+        stats = asyncio.run(runner.run(server, request, record, cancel, in_flight))
         out.put(("done", stats))
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         out.put(("failed", f"{type(exc).__name__}: {exc}"))
 
 
-def run(upstream: str, params: dict, on_record, cancel, in_flight: InFlight) -> dict:
-    n = params["workers"]
+def run(server: runner.Server, request: dict, on_record, cancel, in_flight: InFlight) -> dict:
+    """Run the point request in request["client"]["workers"] processes; as runner.run."""
+    n = request["client"]["workers"]
     ctx = mp.get_context("spawn")
     out, stop = ctx.Queue(), ctx.Event()
-    procs = [ctx.Process(target=_child, args=(upstream, split(params, k, n), out, stop),
-                         daemon=True) for k in range(n)]  # fmt: skip
+    procs = [
+        ctx.Process(target=_child, args=(server, split(request, k, n), out, stop), daemon=True)
+        for k in range(n)
+    ]
     for p in procs:
         p.start()
     stats, failures = [], []

@@ -57,8 +57,9 @@ def _tokenizer(url: str, model: str):
     """(tokenize, detokenize) through the server: llama.cpp's and vLLM's endpoints."""
 
     def tokenize(text: str) -> list[int]:
-        status, body = http_json(url + "/tokenize", {"content": text, "model": model,
-                                                     "prompt": text})  # fmt: skip
+        status, body = http_json(
+            url + "/tokenize", {"content": text, "model": model, "prompt": text}
+        )
         if status != 200 or not isinstance(body, dict) or "tokens" not in body:
             raise WorkloadError(
                 "workload.input_tokens needs the server's tokenizer (/tokenize, as llama.cpp "

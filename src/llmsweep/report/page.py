@@ -11,6 +11,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from llmsweep.loadgen import patterns
 from llmsweep.report import plots
 from llmsweep.util import read_json, write_json_atomic
 
@@ -67,11 +68,12 @@ def _ms(seconds: float) -> int:
 
 
 def _knee_text(name: str, d: dict) -> str:
-    """'model: N clients' (closed loop) or 'model (open loop): R rate'; the knee is where
-    more load stops adding throughput."""
-    unit = "clients" if "clients" in d else "requests/s"
-    k = d.get("knee_clients", d.get("knee_rate"))
-    return f"{name}: " + (f"{k:g} {unit}" if k else "not reached in this sweep")
+    """'model: N clients' (closed loop) or 'model (open loop): R requests/s', for a series
+    of plots.throughput's values; the knee is where more load stops adding throughput."""
+    axis = next(m.AXIS for m in patterns.PATTERNS.values() if m.AXIS.knee_key in d)
+    k = d[axis.knee_key]
+    text = f"{k:g} {axis.knee_unit}" if k else "not reached in this sweep"
+    return f"{name}: {text}"
 
 
 def _windows(df: pd.DataFrame) -> pd.DataFrame:

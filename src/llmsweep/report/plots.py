@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from llmsweep.loadgen import patterns  # noqa: E402
 from llmsweep.report.knee import knee  # noqa: E402
 
 
@@ -19,19 +20,19 @@ def _save(fig, out: str) -> None:
 
 
 def series(df: pd.DataFrame):
-    """(name, x column, rows) per model and load pattern, repeats averaged: closed-loop
-    points against clients, open-loop points against the request rate."""
-    for (model, pattern), g in df.groupby(["model", "pattern"]):
-        x = "clients" if pattern == "closed" else "rate"
-        name = model if pattern == "closed" else f"{model} (open loop)"
-        yield name, x, g.groupby(x, as_index=False).mean(numeric_only=True)
+    """(name, axis, rows) per model and load pattern, repeats averaged, each against its
+    pattern's axis (patterns.common.Axis): closed-loop points against clients, open-loop
+    points against the request rate."""
+    for (model, name), g in df.groupby(["model", "pattern"]):
+        axis = patterns.pattern(name).AXIS
+        rows = g.groupby(axis.column, as_index=False).mean(numeric_only=True)
+        yield model + axis.suffix, axis, rows
 
 
 def _xlabel(df: pd.DataFrame) -> str:
-    kinds = set(df["pattern"])
-    if kinds == {"closed"}:
-        return "concurrent clients"
-    return "requests/s" if kinds == {"open"} else "concurrent clients / requests/s"
+    """The axis labels of the patterns plotted, in the order of patterns.PATTERNS."""
+    shown = set(df["pattern"])
+    return " / ".join(m.AXIS.label for m in patterns.PATTERNS.values() if m.NAME in shown)
 
 
 def _log2(ax) -> None:
@@ -44,21 +45,21 @@ def throughput(df: pd.DataFrame, out: str) -> dict:
     """Output tokens/s and requests/s against load (clients or rate), per model, knee marked."""
     data: dict = {}
     fig, (ax_tok, ax_req) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, xcol, g in series(df):
-        x, tok = g[xcol].tolist(), g["output_token_throughput_tps"].tolist()
+    for model, axis, g in series(df):
+        x, tok = g[axis.column].tolist(), g["output_token_throughput_tps"].tolist()
         req = g["request_throughput_rps"].tolist()
         k = knee(x, tok)
         data[model] = {
-            xcol: x,
+            axis.column: x,
             "output_token_throughput_tps": tok,
             "request_throughput_rps": req,
-            f"knee_{xcol}": k,
+            axis.knee_key: k,
         }
         ax_tok.plot(x, tok, marker="o", label=model)
         ax_req.plot(x, req, marker="o", label=model)
         if k is not None:
             ax_tok.axvline(k, linestyle=":", color="grey")
-            ax_tok.annotate(f"knee: {k:g} {xcol}", (k, max(tok)), fontsize="small")
+            ax_tok.annotate(f"knee: {k:g} {axis.column}", (k, max(tok)), fontsize="small")
     ax_tok.set(xlabel=_xlabel(df), ylabel="output tokens/s (all clients)")
     ax_req.set(xlabel=_xlabel(df), ylabel="requests/s")
     _log2(ax_tok)
@@ -73,11 +74,12 @@ def latency(df: pd.DataFrame, out: str) -> dict:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     panels = (("ttft", "TTFT"), ("itl", "ITL"), ("e2e", "E2E latency"))
     for ax, (name, title) in zip(axes, panels, strict=True):
-        for model, xcol, g in series(df):
+        for model, axis, g in series(df):
+            x = axis.column
             for stat, style in (("p50", "-"), ("p99", "--")):
                 col = f"{name}_{stat}_s"
-                data.setdefault(model, {xcol: g[xcol].tolist()})[col] = g[col].tolist()
-                ax.plot(g[xcol], g[col], style, marker="o", label=f"{model} {stat}")
+                data.setdefault(model, {x: g[x].tolist()})[col] = g[col].tolist()
+                ax.plot(g[x], g[col], style, marker="o", label=f"{model} {stat}")
         ax.set(xlabel=_xlabel(df), ylabel="seconds", title=title)
         _log2(ax)
     _save(fig, out)

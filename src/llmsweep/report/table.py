@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from llmsweep.loadgen import patterns
 from llmsweep.loadgen.stats import LATENCIES, PERCENTILES
 from llmsweep.util import read_json
 
@@ -21,10 +22,9 @@ def row(summary: dict) -> dict:
         "engine_version": server.get("engine_version"),
         "gpus": (server.get("gpu") or {}).get("gpus"),
         "gpu_models": ";".join(m for m in (server.get("gpu") or {}).get("models", []) if m),
-        "load": point.get("load", f"c{point['clients']}"),
-        "pattern": point.get("pattern", "closed"),
-        "clients": point["clients"],
-        "rate": point.get("rate"),
+        "load": point.get("load") or patterns.load_name(point),
+        "pattern": patterns.of(point).NAME,  # closed in a summary from before open loops
+        **patterns.levels(point),
         "repeat": point.get("repeat", 0),
         "requests_per_client": point["requests_per_client"],
         "requests": summary["requests"],
@@ -61,7 +61,8 @@ def row(summary: dict) -> dict:
 def table(summary_paths: list[str]) -> pd.DataFrame:
     rows = [row(read_json(p)) for p in summary_paths]
     df = pd.DataFrame(rows)
-    return df.sort_values(["model", "pattern", "clients", "rate", "repeat"], ignore_index=True)
+    order = ["model", "pattern", *patterns.LEVEL_KEYS, "repeat"]
+    return df.sort_values(order, ignore_index=True)
 
 
 def write_table(summary_paths: list[str], out_csv: str, out_parquet: str | None = None):

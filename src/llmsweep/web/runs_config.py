@@ -6,6 +6,7 @@ from __future__ import annotations
 import yaml
 
 from llmsweep import config as configuration
+from llmsweep.loadgen.sweep import sweep_points
 from llmsweep.paths import model_slug
 from llmsweep.web.failure import BAD, Failure
 
@@ -35,7 +36,7 @@ def points(cfg: dict, errors: list) -> list[dict]:
     """The sweep points of a valid config, each with its model's slug and a display name."""
     if errors:
         return []
-    return [_point(p) for p in configuration.sweep_points(cfg)]
+    return [_point(p) for p in sweep_points(cfg)]
 
 
 def _point(point: dict) -> dict:

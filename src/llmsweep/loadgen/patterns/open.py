@@ -1,0 +1,110 @@
+"""Open loop: requests arrive at a rate (Poisson or constant), whatever the server does;
+an optional concurrency limit makes later arrivals wait, and their wait is recorded.
+
+Config: sweep.rates lists the rates (requests/s); each is a point (folder r<rate>).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from llmsweep.loadgen.patterns.common import Axis, share
+
+NAME = "open"
+SWEEP_KEY = "rates"  # config: sweep.rates, the list of levels
+LEVEL_KEY = "rate"  # one point's level: sweep point, request's sweep, summary, table
+PREFIX = "r"  # folder r2.5
+LEVEL_REGEX = "[0-9.]+"
+# The sweep keys (config and request) that shape a point, its level aside.
+SETTINGS = ("arrival", "requests", "max_concurrency", "duration_s", "max_point_duration_s", "seed")
+# The request's sweep keys of this pattern alone, as JSON Schema (bounds as in config).
+REQUEST_KEYS = {
+    "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 100000},
+    "arrival": {"enum": ["poisson", "constant"], "default": "poisson"},
+    "requests": {"type": "integer", "minimum": 1, "maximum": 100000000},
+    "max_concurrency": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": 100000,
+        "default": None,
+    },
+}
+REQUIRED = ("rate", "requests")
+AXIS = Axis("rate", "requests/s", " (open loop)", "knee_rate", "requests/s")
+
+
+def level_text(rate: float) -> str:
+    """The level in a folder name and a metric label."""
+    return f"{rate:g}"
+
+
+def describe(rate: float) -> str:
+    return f"at {rate:g} requests/s"
+
+
+def total(sweep: dict) -> int:
+    """Measured requests the point sends at most."""
+    return sweep["requests"]
+
+
+def warmup_width(sweep: dict) -> int:
+    """Concurrent warm-up clients: the concurrency limit, else one."""
+    return sweep["max_concurrency"] or 1
+
+
+def split(sweep: dict, k: int, n: int) -> dict:
+    """Worker k's share (of n): a sum of Poisson processes is a Poisson process, so each
+    worker sends at rate/n."""
+    part = {**sweep, "rate": sweep["rate"] / n, "requests": share(sweep["requests"], k, n)}
+    if sweep["max_concurrency"]:
+        part["max_concurrency"] = max(1, sweep["max_concurrency"] // n)
+    return part
+
+
+async def run(send, sweep: dict) -> None:
+    """The point's measured load."""
+    await loop(
+        send,
+        sweep["rate"],
+        sweep["arrival"],
+        sweep["requests"],
+        sweep["duration_s"],
+        sweep["max_concurrency"],
+        sweep["seed"],
+    )
+
+
+async def loop(
+    send,
+    rate: float,
+    arrival: str,
+    n_requests: int,
+    duration_s: float | None,
+    max_concurrency: int | None,
+    seed: int,
+) -> None:
+    clock = asyncio.get_running_loop()
+    rng = random.Random(seed)
+    limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+    t0 = clock.time()
+    due = t0
+    tasks = []
+
+    async def one(seq: int, scheduled: float) -> None:
+        if limit is None:
+            await send(seq=seq, arrival_s=scheduled - t0, queue_s=0.0)
+            return
+        async with limit:
+            await send(seq=seq, arrival_s=scheduled - t0, queue_s=clock.time() - scheduled)
+
+    for seq in range(n_requests):
+        if seq:
+            due += rng.expovariate(rate) if arrival == "poisson" else 1.0 / rate
+        if duration_s and due - t0 >= duration_s:
+            break
+        delay = due - clock.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(seq, due)))
+    await asyncio.gather(*tasks)
