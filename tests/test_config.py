@@ -198,3 +198,18 @@ def test_config_readme_is_generated_from_the_schema_and_names_every_key():
 
     missing = [k for k in keys(config.load_schema()["properties"]) if f"`{k}`" not in text]
     assert not missing
+
+
+def test_a_missing_comparison_baseline_stops_the_run_before_any_job(tmp_path):
+    """report.compare_with names a run whose table is an input of the compare rule: a
+    missing one is found while the DAG is built, a changed one makes the comparison rerun."""
+    from helpers import snakemake, write_config
+
+    write_config(tmp_path, report={"compare_with": "nosuchrun"})
+    proc = snakemake(tmp_path, "-n", timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "MissingInputException" in out and "results/nosuchrun/report/points.csv" in out
+    assert not (tmp_path / "results" / "t").exists() or not list(
+        (tmp_path / "results" / "t").rglob("*.jsonl")
+    )

@@ -104,3 +104,24 @@ def test_the_rules_conda_env_has_the_runtime_pins_of_requirements():
     for needed in ("snakemake", "pandas", "pyarrow", "aiohttp", "flask"):
         assert needed in {p.split("==")[0] for p in pip}
     assert "-e .." in pip  # the package itself
+
+
+def test_no_import_cycle_between_the_packages_subpackages():
+    """Siblings of one layer may import each other one way only."""
+    import grimp
+
+    graph = grimp.build_graph("llmsweep")
+    tops = sorted({m.split(".")[1] for m in graph.modules if m.count(".") >= 1})
+    cycles = [
+        (a, b)
+        for a in tops
+        for b in tops
+        if a < b
+        and graph.direct_import_exists(
+            importer=f"llmsweep.{a}", imported=f"llmsweep.{b}", as_packages=True
+        )
+        and graph.direct_import_exists(
+            importer=f"llmsweep.{b}", imported=f"llmsweep.{a}", as_packages=True
+        )
+    ]
+    assert not cycles, cycles
