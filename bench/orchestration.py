@@ -23,21 +23,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from workflow_cmd import snakemake_cmd  # noqa: E402
 
 
 def snakemake(workdir: Path) -> float:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--quiet",
-        "all",
-    ]
+    cmd = snakemake_cmd(workdir, "--quiet", "all", configfile=False)
     t0 = time.time()
     subprocess.run(cmd, check=True, env=env, cwd=workdir, stdout=subprocess.DEVNULL)
     return t0

@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from workflow_cmd import snakemake_cmd  # noqa: E402
+
 from slurm.testprofile import write_test_profile  # noqa: E402
 
 COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "sinfo", "scontrol")
@@ -69,20 +71,7 @@ def main() -> None:
         }
         t0 = time.time()
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "snakemake",
-                "--snakefile",
-                str(ROOT / "Snakefile"),
-                "--directory",
-                str(work),
-                "--configfile",
-                str(work / "config.yaml"),
-                "--profile",
-                str(work / "profile"),
-                "--quiet",
-            ],
+            snakemake_cmd(work, "--profile", str(work / "profile"), "--quiet"),
             check=True,
             env=env,
             cwd=work,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from workflow_cmd import snakemake_cmd
 
 from conftest import ROOT, service_pids
 from llmsweep.procs import group_alive, pid_alive
@@ -35,20 +36,6 @@ def write_config(workdir: Path, **changes) -> Path:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-def snakemake_cmd(workdir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-    ]
 
 
 def env() -> dict:

@@ -10,21 +10,15 @@ from conftest import ROOT
 from llmsweep.util import free_port, http_ok, wait_until
 
 
+def start_exporter(port: int, env: dict | None = None) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "llmsweep.metrics.gpu_exporter"]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
 def test_without_gpu_reports_zero_gpus_and_an_error_and_exits_cleanly():
     port = free_port("127.0.0.1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmsweep.metrics.gpu_exporter",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_exporter(port)
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         wait_until(lambda: http_ok(url), 30, "the GPU exporter")
@@ -48,20 +42,7 @@ def test_with_a_gpu_reports_each_dcgm_field_and_promtool_accepts_it():
     exporter code that reads it is the real one."""
     port = free_port("127.0.0.1")
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'tests' / 'fakes' / 'nvml'}:{ROOT / 'src'}"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmsweep.metrics.gpu_exporter",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = start_exporter(port, env)
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         wait_until(lambda: http_ok(url), 30, "the GPU exporter")

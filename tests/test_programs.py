@@ -95,16 +95,10 @@ def test_apptainer_command_lines_of_the_monitoring_services(bare_path, tmp_path)
     apptainer = fake_program(bare_path, "apptainer")
     cfg, paths = monitoring_config(tmp_path, "apptainer")
     mon = paths.monitoring.resolve()
+    bound = [str(apptainer), "exec", "--cleanenv", "--no-home", "--bind", f"{mon}:{mon}"]
 
     prom = definitions.prometheus(cfg, paths)
-    assert prom["argv"][:6] == [
-        str(apptainer),
-        "exec",
-        "--cleanenv",
-        "--no-home",
-        "--bind",
-        f"{mon}:{mon}",
-    ]
+    assert prom["argv"][:6] == bound
     assert prom["argv"][6:8] == [str(tmp_path / "prometheus.sif"), "prometheus"]
     assert f"--config.file={mon / 'prometheus.yml'}" in prom["argv"]
     assert f"--storage.tsdb.path={mon / 'prometheus-data'}" in prom["argv"]
@@ -112,16 +106,7 @@ def test_apptainer_command_lines_of_the_monitoring_services(bare_path, tmp_path)
     assert prom["env"] == {}
 
     gateway = definitions.pushgateway(cfg, paths)
-    assert gateway["argv"][:8] == [
-        str(apptainer),
-        "exec",
-        "--cleanenv",
-        "--no-home",
-        "--bind",
-        f"{mon}:{mon}",
-        str(tmp_path / "pushgateway.sif"),
-        "pushgateway",
-    ]
+    assert gateway["argv"][:8] == [*bound, str(tmp_path / "pushgateway.sif"), "pushgateway"]
     assert f"--persistence.file={mon / 'pushgateway.state'}" in gateway["argv"]
 
     (node,) = definitions.exporters(cfg, paths, "client_service.m", "client", gpu=False)

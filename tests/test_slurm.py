@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_cmd import snakemake_cmd
 
 from conftest import ROOT
 from llmsweep.benchmark import read_records
@@ -33,20 +34,7 @@ def write_config(workdir: Path, clients=(1, 2), requests=2, gpu_layers=0) -> Non
 
 
 def command(workdir: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--profile",
-        str(workdir / "profile"),
-        *extra,
-    ]
+    return snakemake_cmd(workdir, "--profile", str(workdir / "profile"), *extra)
 
 
 def env() -> dict:
