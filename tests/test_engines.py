@@ -43,3 +43,17 @@ def test_the_load_generator_follows_the_engine_module():
 def test_an_engine_llmsweep_does_not_start_has_no_command():
     with pytest.raises(ValueError, match="does not start"):
         engine_module("openai").command({}, "m")
+
+
+def test_each_engine_gives_its_settings_schema_and_names_bad_keys():
+    from llmsweep.engines import settings_errors, settings_schema
+
+    for name in ENGINES:
+        assert settings_schema(name)["type"] == "object"
+    assert settings_errors("llama_cpp", {"parallel": 4}) == []
+    errors = settings_errors("llama_cpp", {"parallel": "four", "paralel": 4})
+    assert any(e.startswith("engines.llama_cpp.parallel: 'four'") for e in errors)
+    assert any(e.startswith("engines.llama_cpp: Additional properties") for e in errors)
+    assert settings_errors("ollama", {"num_parallel": 0})[0].startswith(
+        "engines.ollama.num_parallel: 0 is less than the minimum"
+    )

@@ -32,6 +32,32 @@ class NotServable(RuntimeError):
     offload is running on the CPU); readiness stops at once with this message."""
 
 
+def settings_schema(name: str) -> dict:
+    """The JSON Schema of engine `name`'s settings (config key engines.<name>). Its text
+    lives in config/schema.yaml, the one authority for every config key (and the source
+    of config/README.md); this is how engine code asks for it."""
+    from llmsweep.config import load_schema
+
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}")
+    return load_schema()["properties"]["engines"]["properties"][name]
+
+
+def settings_errors(name: str, settings: dict) -> list[str]:
+    """Each problem of `settings` for engine `name`, naming its key (engines.<name>.<key>);
+    empty when they are valid."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(settings_schema(name))
+    errors = sorted(validator.iter_errors(settings), key=lambda e: list(e.path))
+    out = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.absolute_path)
+        key = f"engines.{name}" + (f".{where}" if where else "")
+        out.append(f"{key}: {error.message[:300]}")
+    return out
+
+
 def engine_module(name: str) -> ModuleType:
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}")
