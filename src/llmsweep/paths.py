@@ -11,7 +11,7 @@ RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as config/schema.
 
 def run_name(text: str) -> str:
     """`text` if it is a valid run name (no path separators, no leading dot), else ValueError."""
-    if not RUN_NAME.match(text):
+    if not isinstance(text, str) or not RUN_NAME.fullmatch(text):  # "$" would allow a "\n"
         raise ValueError(f"invalid run name {text!r}: letters, digits, '.', '_', '-' only")
     return text
 

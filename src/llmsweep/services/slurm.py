@@ -60,7 +60,7 @@ def _queue_row(line: str) -> dict:
 
 def valid_job_id(text: str) -> bool:
     """Whether `text` is a job id (digits, or digits_digits for a task of an array job)."""
-    return bool(JOB_ID.match(text))
+    return isinstance(text, str) and bool(JOB_ID.fullmatch(text))  # "$" would allow a "\n"
 
 
 def cancel(job_id: str, timeout: float = 30) -> None:

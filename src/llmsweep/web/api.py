@@ -1,4 +1,7 @@
-"""JSON API of the web front end: config, target, runs (launch, progress, queue, files)."""
+"""JSON API of the web front end: config, target, runs (launch, progress, queue, files).
+
+User text reaches the target's command line only checked: run names and job ids by their
+patterns, other text as strings without NUL (and the target puts them after `--`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from urllib.parse import urlsplit
 import yaml
 from flask import Blueprint, current_app, jsonify, request
 
+from llmsweep.paths import run_name
+from llmsweep.services.slurm import valid_job_id
 from llmsweep.web.targets import LocalTarget, SshTarget, TargetError
 
 bp = Blueprint("api", __name__)
@@ -32,10 +37,37 @@ def reply(result, ok_status: int = 200):
 
 
 def body() -> dict:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        data = None
     if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
+        raise BadRequest("the request body must be a JSON object (Content-Type: application/json)")
     return data
+
+
+def user_text(value, what: str) -> str:
+    """User text for the target's command line: a string (absent: empty) without NUL that
+    UTF-8 can carry; else a bad request."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{what}: text is required")
+    if "\0" in value:
+        raise BadRequest(f"{what}: a NUL character is not allowed")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise BadRequest(f"{what}: not valid text") from None
+    return value
+
+
+def checked_run(run: str) -> str:
+    """A run name from the URL, checked before it goes anywhere."""
+    try:
+        return run_name(run)
+    except ValueError as exc:
+        raise BadRequest(f"run: {exc}") from None
 
 
 class BadRequest(Exception):
@@ -66,7 +98,10 @@ def config_text(data: dict) -> str:
     cfg = data.get("config")
     if not isinstance(cfg, dict):
         raise BadRequest("config: an object of config keys is required")
-    return yaml.safe_dump(cfg, sort_keys=False)
+    try:
+        return yaml.safe_dump(cfg, sort_keys=False)
+    except (yaml.YAMLError, RecursionError):
+        raise BadRequest("config: cannot be written as YAML") from None
 
 
 @bp.get("/defaults")
@@ -93,7 +128,9 @@ def set_target():
     data = body()
     kind = data.get("kind")
     if kind == "local":
-        new = LocalTarget(current_app.config["WORKFLOW"], data.get("workdir") or ".")
+        new = LocalTarget(
+            current_app.config["WORKFLOW"], user_text(data.get("workdir"), "workdir") or "."
+        )
     elif kind == "ssh":
         new = ssh_target(data)
     else:
@@ -108,20 +145,23 @@ def set_target():
 def ssh_target(data: dict) -> SshTarget:
     """The SSH target the request names, connected (the host key checked)."""
     host, port = ssh_host(data), ssh_port(data)
+    field = {
+        key: user_text(data.get(key), key) for key in ("user", "key_file", "workflow", "workdir")
+    }
     return SshTarget(
         host,
         port,
-        user=data.get("user") or None,
-        key_file=data.get("key_file") or None,
+        user=field["user"] or None,
+        key_file=field["key_file"] or None,
         known_hosts=current_app.config["KNOWN_HOSTS"],
-        workflow=data.get("workflow") or "llmsweep",
-        workdir=data.get("workdir") or None,
-        python=data.get("python") or None,
+        workflow=field["workflow"] or "llmsweep",
+        workdir=field["workdir"] or None,
+        python=user_text(data.get("python"), "python") or None,
     )
 
 
 def ssh_host(data: dict) -> str:
-    host = str(data.get("host") or "").strip()
+    host = user_text(data.get("host"), "host").strip()
     if not host or host.startswith("-") or any(c.isspace() for c in host):
         raise BadRequest("host: a host name or address is required")
     return host
@@ -130,7 +170,7 @@ def ssh_host(data: dict) -> str:
 def ssh_port(data: dict) -> int:
     try:
         port = int(data.get("port") or 22)
-    except ValueError:
+    except (TypeError, ValueError, OverflowError):
         raise BadRequest("port: a number") from None
     if not 0 < port < 65536:
         raise BadRequest("port: 1 to 65535")
@@ -145,42 +185,60 @@ def runs():
 @bp.post("/runs")
 def launch():
     data = body()
-    text = config_text(data)
+    config = config_text(data).encode()
+    profile = user_text(data.get("profile"), "profile") or "default"
     run = str(data["config"].get("run") or "")
-    profile = str(data.get("profile") or "default")
-    return reply(target().call("launch", run, stdin=text.encode(), profile=profile), 201)
+    try:
+        run_name(run)
+    except ValueError as exc:
+        return bad_run_in_config(config, exc)
+    return reply(target().call("launch", run, stdin=config, profile=profile), 201)
+
+
+def bad_run_in_config(config: bytes, exc: ValueError):
+    """400 for a config whose run is not a run name, with the config's errors field by
+    field as the target's schema finds them (as a launch would have answered)."""
+    result = target().call("validate", stdin=config)
+    if result.status:
+        return reply(result)
+    errors = result.json().get("errors") or [{"key": "run", "message": str(exc)}]
+    return jsonify(error="invalid config", errors=errors), 400
 
 
 @bp.get("/runs/<run>/progress")
 def progress(run):
-    return reply(target().call("progress", run))
+    return reply(target().call("progress", checked_run(run)))
 
 
 @bp.get("/runs/<run>/queue")
 def queue(run):
-    return reply(target().call("queue", run))
+    return reply(target().call("queue", checked_run(run)))
 
 
 @bp.post("/runs/<run>/jobs/<job>/cancel")
 def cancel(run, job):
+    run = checked_run(run)
+    if not valid_job_id(job):
+        raise BadRequest(f"{job!r} is not a SLURM job id")
     return reply(target().call("cancel", run, job))
 
 
 @bp.post("/runs/<run>/stop")
 def stop(run):
-    return reply(target().call("stop", run))
+    return reply(target().call("stop", checked_run(run)))
 
 
 @bp.get("/runs/<run>/files")
 def files(run):
-    return reply(target().call("ls", run, request.args.get("path", "")))
+    run, path = checked_run(run), user_text(request.args.get("path"), "path")
+    return reply(target().call("ls", run, path))
 
 
 @bp.get("/runs/<run>/monitoring")
 def monitoring(run):
     """Grafana (or Prometheus) of the run, reachable from this machine: through an SSH
     tunnel on the target's connection when the run is on a cluster."""
-    result = target().call("monitoring", run)
+    result = target().call("monitoring", checked_run(run))
     if result.status:
         return reply(result)
     info = result.json()

@@ -115,9 +115,9 @@ def _supervisor_argv(workspace: Workspace, run: str, argv: list[str]) -> list[st
     return [
         sys.executable,
         *("-m", "llmsweep.web.remote"),
-        *("--workflow", str(workspace.workflow)),
-        *("--workdir", str(workspace.workdir)),
-        *("supervise", run, "--", *argv),
+        f"--workflow={workspace.workflow}",
+        f"--workdir={workspace.workdir}",
+        *("--", "supervise", run, *argv),
     ]
 
 

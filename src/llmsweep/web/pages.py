@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import mimetypes
+from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, render_template, request
 
-from llmsweep.paths import RUN_NAME, RunPaths
+from llmsweep.paths import RunPaths, run_name
 from llmsweep.web.api import target
 from llmsweep.web.files import VIEW_LIMIT
 
@@ -17,8 +18,16 @@ FILE_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbo
 
 
 def _check_run(run: str) -> None:
-    if not RUN_NAME.match(run):
+    try:
+        run_name(run)
+    except ValueError:
         abort(400)
+
+
+def _check_path(path: str) -> None:
+    """A path for the target's command line: no NUL (a query's text is valid Unicode)."""
+    if "\0" in path:
+        abort(Response("a path cannot hold a NUL character", 400, mimetype="text/plain"))
 
 
 @bp.get("/")
@@ -39,6 +48,7 @@ def run_page(run):
 
 def _read(run: str, path: str, limit: int = 0) -> bytes:
     _check_run(run)
+    _check_path(path)
     options = {"limit": str(limit)} if limit else {}
     result = target().call("cat", run, path, **options)
     if result.status:
@@ -62,11 +72,20 @@ def download(run):
     path = request.args.get("path", "")
     data = _read(run, path)
     kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    name = path.rsplit("/", 1)[-1].replace('"', "")
     resp = Response(data, mimetype=kind)
-    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    resp.headers["Content-Disposition"] = _attachment(path.rsplit("/", 1)[-1])
     resp.headers["Content-Security-Policy"] = FILE_CSP
     return resp
+
+
+def _attachment(name: str) -> str:
+    """The Content-Disposition of a download: the name as it is when it is printable ASCII;
+    else an ASCII stand-in and the name itself encoded (RFC 6266): a header cannot carry a
+    line break or a character beyond Latin-1."""
+    if name.isascii() and name.isprintable():
+        return f'attachment; filename="{name.replace(chr(34), "")}"'
+    plain = "".join(c if c.isascii() and c.isprintable() and c != '"' else "_" for c in name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @bp.get("/runs/<run>/report")

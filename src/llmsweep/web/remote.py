@@ -2,39 +2,70 @@
 node over SSH. The web front end calls them the same way on both (an argument list, never a
 shell line built from user text) and maps their exit status to an HTTP status.
 
-Usage: python -m llmsweep.web.remote --workflow DIR --workdir DIR OP [ARGS]
-Ops: defaults, validate (config YAML on stdin), launch RUN --profile NAME (config on stdin),
-     supervise RUN -- ARGV (internal), progress RUN, queue RUN, cancel RUN JOBID, stop RUN,
+Usage: python -m llmsweep.web.remote --workflow=DIR --workdir=DIR [OPTIONS] -- OP [ARGS]
+Options: --profile=NAME (launch), --limit=BYTES (cat: the first bytes only).
+Ops: defaults, validate (config YAML on stdin), launch RUN (config on stdin),
+     supervise RUN ARGV (internal), progress RUN, queue RUN, cancel RUN JOBID, stop RUN,
      ls RUN [PATH], cat RUN PATH, monitoring RUN, runs.
+Each option is one word, --name=value, whatever the value holds (not argparse: it would
+drop a value of "--"). Everything after the first `--` is taken as it is, never as an option:
+run names and paths come from users, and "-h" or "--workdir=/elsewhere" there is a run or a
+path of that name.
 Prints JSON (cat prints the file). Exit status: 0 done, 2 bad request, 3 refused,
 4 not found, 5 conflict.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmsweep.web import files, launch, monitoring, progress, queue, runs_config
 from llmsweep.web.failure import BAD, Failure
 from llmsweep.web.workspace import Workspace
 
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--workflow", required=True, type=Path)
-    p.add_argument("--workdir", required=True, type=Path)
-    p.add_argument("op")
-    p.add_argument("args", nargs="*")
-    p.add_argument("--profile", default="default")
-    p.add_argument("--limit", type=int, default=0)
-    return p
+USAGE = __doc__.split("Usage: ", 1)[1].split("\n", 1)[0]
 
 
-def operations(ws: Workspace, args: argparse.Namespace) -> dict[str, Callable[[], dict]]:
+@dataclass
+class Command:
+    """The command line, parsed: where (the options), the operation and its arguments."""
+
+    workflow: Path
+    workdir: Path
+    op: str
+    args: list[str] = field(default_factory=list)
+    profile: str = "default"
+    limit: int = 0
+
+
+def parse(argv: list[str]) -> Command:
+    """The options (--name=value words) before the first `--`, the operation and its
+    arguments after it, as they are. Not in this form: a bad request, with the usage."""
+    if "--" not in argv:
+        raise Failure(BAD, f"the operation goes after --; usage: {USAGE}")
+    cut = argv.index("--")
+    options = {}
+    for word in argv[:cut]:
+        name, eq, value = word.partition("=")
+        if name not in ("--workflow", "--workdir", "--profile", "--limit") or not eq:
+            raise Failure(BAD, f"unknown option {word!r}; usage: {USAGE}")
+        options[name[2:]] = value
+    if "workflow" not in options or "workdir" not in options or cut == len(argv) - 1:
+        raise Failure(BAD, f"usage: {USAGE}")
+    try:
+        limit = int(options.get("limit", "0"))
+    except ValueError:
+        raise Failure(BAD, f"--limit: a number of bytes, not {options['limit']!r}") from None
+    where = Path(options["workflow"]), Path(options["workdir"])
+    profile = options.get("profile", "default")
+    return Command(*where, argv[cut + 1], argv[cut + 2 :], profile, limit)
+
+
+def operations(ws: Workspace, args: Command) -> dict[str, Callable[[], dict]]:
     """The operations that print JSON, by name, with their arguments bound."""
     a = args.args
     return {
@@ -61,10 +92,10 @@ def cat(ws: Workspace, run: str, rel: str, limit: int) -> int:
     return 0
 
 
-def dispatch(ws: Workspace, args: argparse.Namespace, rest: list[str]) -> int:
+def dispatch(ws: Workspace, args: Command) -> int:
     a = args.args
-    if args.op == "supervise":  # supervise RUN -- ARGV: argparse gives ARGV as args
-        return launch.supervise(ws, a[0], a[1:] + rest)
+    if args.op == "supervise":  # supervise RUN ARGV
+        return launch.supervise(ws, a[0], a[1:])
     if args.op == "cat":
         return cat(ws, a[0], a[1], args.limit)
     ops = operations(ws, args)
@@ -75,12 +106,17 @@ def dispatch(ws: Workspace, args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, rest = parser().parse_known_args(argv)
-    ws = Workspace.at(args.workflow, args.workdir)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    op = "?"
     try:
-        return dispatch(ws, args, rest)
+        args = parse(argv)
+        op = args.op
+        return dispatch(Workspace.at(args.workflow, args.workdir), args)
     except IndexError:
-        print(json.dumps({"error": f"{args.op}: missing argument"}))
+        print(json.dumps({"error": f"{op}: missing argument"}))
         return BAD
     except Failure as exc:
         print(json.dumps({"error": str(exc), **exc.extra}))

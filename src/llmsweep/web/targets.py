@@ -45,10 +45,15 @@ class Target:
         self.workflow, self.workdir, self.python = workflow, workdir, python
 
     def argv(self, op: str, *args: str, **options: str) -> list[str]:
-        argv = [self.python, *REMOTE, "--workflow", self.workflow, "--workdir", self.workdir]
-        for key, value in options.items():
-            argv.append(f"--{key}={value}")
-        return [*argv, op, *args]
+        """The remote command: options as --key=value (a value is never read as an option of
+        its own), then `--`, the operation and its arguments, which the remote takes as they
+        are (a run or path of "-h" or "--workdir=..." is just that)."""
+        argv = [self.python, *REMOTE, f"--workflow={self.workflow}", f"--workdir={self.workdir}"]
+        argv += [f"--{key}={value}" for key, value in options.items()]
+        argv += ["--", op, *args]
+        if any("\0" in arg for arg in argv):
+            raise TargetError(f"{op}: an argument holds a NUL character")
+        return argv
 
     def call(
         self, op: str, *args: str, stdin: bytes = b"", timeout: float = 120, **options: str
