@@ -1,10 +1,13 @@
 """Config validation: defaults, errors naming the key, the original recipe format."""
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmsweep import config
 from llmsweep.loadgen import patterns, point_request
@@ -118,8 +121,10 @@ def _config_and_request_keys():
     ):
         for key, spec in keys.items():
             yield f"{section}.{key}", props[section]["properties"][key], spec
-    mean = props["workload"]["properties"]["output_tokens"]["properties"]["mean"]
-    yield "workload.output_tokens.mean", mean, point_request.MAX_TOKENS
+    for section, keys in point_request.LENGTHS.items():
+        for key, spec in keys.items():
+            in_config = props["workload"]["properties"][section]["properties"][key]
+            yield f"workload.{section}.{key}", in_config, spec
 
 
 @pytest.mark.parametrize(("key", "in_config", "in_request"), list(_config_and_request_keys()))
@@ -127,8 +132,8 @@ def test_config_has_the_point_requests_bounds(key, in_config, in_request):
     """A config that validates is never refused by the client service later: each key has
     the same type and bounds in config/schema.yaml as in the point request."""
     for bound in BOUNDS:
-        if bound in in_request:
-            assert in_config.get(bound) == in_request[bound], f"{key}: {bound}"
+        if bound in in_request or bound != "type":  # an enum needs no type
+            assert in_config.get(bound) == in_request.get(bound), f"{key}: {bound}"
 
 
 ORIGINAL_RECIPE = {
@@ -213,3 +218,60 @@ def test_a_missing_comparison_baseline_stops_the_run_before_any_job(tmp_path):
     assert not (tmp_path / "results" / "t").exists() or not list(
         (tmp_path / "results" / "t").rglob("*.jsonl")
     )
+
+
+# Bounds: rates whose folders read back as the rate, token lengths the API takes.
+
+
+def test_rates_have_a_minimum_and_folders_that_read_back_as_the_rate():
+    with pytest.raises(config.ConfigError, match=r"sweep\.rates\[0\]: 1e-05 is less than"):
+        config.load(overrides={"sweep": {"rates": [0.00001]}})
+    cfg = config.load(overrides={"sweep": {"clients": [], "rates": [1.0000001, 1.0000002, 2, 0.5]}})
+    loads = [p["load"] for p in sweep_points(cfg)]
+    assert loads == ["r1.0000001", "r1.0000002", "r2", "r0.5"]  # 6 digits made r1 twice
+    assert describe_load(sweep_points(cfg)[0]) == "at 1.0000001 requests/s"
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.floats(min_value=0.001, max_value=100000))
+def test_a_rates_folder_name_reads_back_as_the_rate(rate):
+    open_loop = patterns.PATTERNS["open"]
+    text = open_loop.level_text(rate)
+    assert float(text) == rate
+    assert re.fullmatch(patterns.LOAD_REGEX, open_loop.PREFIX + text)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"input_tokens": {"mean": 1000000000}}, "workload.input_tokens.mean"),
+        ({"input_tokens": {"mean": 10, "stdev": 1e300}}, "workload.input_tokens.stdev"),
+        ({"output_tokens": {"mean": 10, "stdev": 200000}}, "workload.output_tokens.stdev"),
+        ({"output_tokens": {"mean": 200000}}, "workload.output_tokens.mean"),
+    ],
+)
+def test_token_lengths_are_bounded_as_the_api_bounds_them(override, key):
+    """A mean of 10^9 input tokens ran the prompt builder out of memory."""
+    with pytest.raises(config.ConfigError, match="greater than the maximum") as err:
+        config.load(overrides={"workload": override})
+    assert key in str(err.value)
+
+
+def test_drawn_token_lengths_stay_within_the_apis_bounds(tmp_path):
+    """Each drawn length is clamped, so even mean and stdev at their bounds never give a
+    prompt's max_tokens that the client service's API refuses."""
+    from llmsweep.loadgen.workload import build_prompts
+
+    top = point_request.MAX_TOKENS["maximum"]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "p"}\n' * 2000)
+    cfg = config.load(
+        overrides={
+            "workload": {
+                "prompt_file": str(prompts),
+                "output_tokens": {"mean": top, "stdev": top},
+            }
+        }
+    )
+    lengths = [p["max_tokens"] for p in build_prompts(cfg["workload"], "http://unused", "m", 0)]
+    assert min(lengths) == 1 and max(lengths) == top
