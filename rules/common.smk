@@ -14,8 +14,17 @@ from llmsweep.driver import (
 )
 from llmsweep.services.controller import Controller
 
-# Validate (and fill defaults) before any job starts; a bad key stops the run here.
-llmsweep_config.prepare(config)
+# Validate (and fill defaults) before any job starts; a bad key stops the run here with
+# one line, as `llmsweep check-config` says it (SystemExit: Snakemake prints no traceback).
+try:
+    llmsweep_config.read_config_args(config, workflow.config_settings.config_args)
+    llmsweep_config.prepare(config)
+except llmsweep_config.ConfigError as exc:
+    where = llmsweep_config.source(
+        workflow.config_settings.configfiles, workflow.config_settings.config_args
+    )
+    print(f"llmsweep: {where}: {exc}", file=sys.stderr)
+    sys.exit(2)
 
 RUN = config["run"]
 RESULTS = "results"

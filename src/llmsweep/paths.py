@@ -6,12 +6,13 @@ import hashlib
 import re
 from pathlib import Path
 
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as config/schema.yaml's run
+# As config/schema.yaml's run. \A and \Z: `$` would also match before a final newline.
+RUN_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 def run_name(text: str) -> str:
     """`text` if it is a valid run name (no path separators, no leading dot), else ValueError."""
-    if not isinstance(text, str) or not RUN_NAME.fullmatch(text):  # "$" would allow a "\n"
+    if not isinstance(text, str) or not RUN_NAME.fullmatch(text):
         raise ValueError(f"invalid run name {text!r}: letters, digits, '.', '_', '-' only")
     return text
 

@@ -14,6 +14,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmsweep.util import is_file
+
 
 class MissingProgram(RuntimeError):
     """A program llmsweep needs is not there; the message names the key and the fixes."""
@@ -84,7 +86,7 @@ def find(name: str, pcfg: dict) -> str:
                 f"(module load apptainer, or name the apptainer or singularity command)"
             )
         image = _expand(pcfg["image"])
-        if not image or not Path(image).is_file():
+        if not image or not is_file(image):
             raise MissingProgram(
                 f"{known.key}.image: {image!r} is not a file (build one with "
                 f"'{pcfg['apptainer']} build {known.in_image}.sif {known.image_source}')"

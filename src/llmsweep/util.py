@@ -13,6 +13,15 @@ from pathlib import Path
 from typing import Any
 
 
+def is_file(path: str | Path) -> bool:
+    """Whether `path` is a file; False, not an error, for a name no file can have (too
+    long, or with a NUL character)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def write_atomic(path: str | Path, text: str, mode: int | None = None) -> None:
     """Write to a temp file beside `path`, then rename: readers never see half a file."""
     path = Path(path)

@@ -56,6 +56,16 @@ WARMUP = {
 }
 PROMPT = {"type": "string", "minLength": 1, "maxLength": 1000000}
 MAX_TOKENS = {"type": "integer", "minimum": 1, "maximum": 131072}
+# Config's token lengths (workload.input_tokens, workload.output_tokens: mean ± stdev) make
+# a point's prompts and their max_tokens before its request is sent. Every drawn length is
+# clamped to MAX_TOKENS' bounds, so the request never exceeds the API's: an output length
+# is a prompt's max_tokens, and 131072 tokens of the synthetic prompts' text are about
+# 600,000 characters, within PROMPT's maxLength (and 256 prompts of them fit in memory).
+LENGTH = {
+    "mean": MAX_TOKENS,
+    "stdev": {"type": "number", "minimum": 0, "maximum": MAX_TOKENS["maximum"]},
+}
+LENGTHS = {"input_tokens": LENGTH, "output_tokens": LENGTH}
 WORKLOAD = {
     "prompt": PROMPT,
     "max_tokens": {**MAX_TOKENS, "default": 64},

@@ -8,6 +8,7 @@ import json
 import random
 from pathlib import Path
 
+from llmsweep.loadgen.point_request import MAX_TOKENS
 from llmsweep.util import http_json
 
 DISTINCT_PROMPTS = 256  # synthetic prompts per point; requests cycle through them
@@ -26,9 +27,12 @@ class WorkloadError(ValueError):
 
 
 def _length(rng: random.Random, spec: dict) -> int:
+    """A token length drawn from `spec` (mean ± stdev), within MAX_TOKENS' bounds."""
     if not spec.get("stdev"):
-        return int(spec["mean"])
-    return max(1, round(rng.gauss(spec["mean"], spec["stdev"])))
+        n = int(spec["mean"])
+    else:
+        n = round(rng.gauss(spec["mean"], spec["stdev"]))
+    return min(max(MAX_TOKENS["minimum"], n), MAX_TOKENS["maximum"])
 
 
 def read_prompt_file(path: str | Path) -> list[dict]:

@@ -16,11 +16,14 @@ SWEEP_KEY = "rates"  # config: sweep.rates, the list of levels
 LEVEL_KEY = "rate"  # one point's level: sweep point, request's sweep, summary, table
 PREFIX = "r"  # folder r2.5
 LEVEL_REGEX = "[0-9.]+"
+# Rates from one request in 1000 s: every rate's folder name is its level_text, which has
+# no exponent from here up.
+MIN_RATE = 0.001
 # The sweep keys (config and request) that shape a point, its level aside.
 SETTINGS = ("arrival", "requests", "max_concurrency", "duration_s", "max_point_duration_s", "seed")
 # The request's sweep keys of this pattern alone, as JSON Schema (bounds as in config).
 REQUEST_KEYS = {
-    "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 100000},
+    "rate": {"type": "number", "minimum": MIN_RATE, "maximum": 100000},
     "arrival": {"enum": ["poisson", "constant"], "default": "poisson"},
     "requests": {"type": "integer", "minimum": 1, "maximum": 100000000},
     "max_concurrency": {
@@ -35,12 +38,14 @@ AXIS = Axis("rate", "requests/s", " (open loop)", "knee_rate", "requests/s")
 
 
 def level_text(rate: float) -> str:
-    """The level in a folder name and a metric label."""
-    return f"{rate:g}"
+    """The level in a folder name and a metric label: the shortest text that reads back as
+    the same rate (2, 0.5, 1.0000001), so distinct rates have distinct folders; from
+    MIN_RATE to the maximum it has no exponent, as LEVEL_REGEX wants."""
+    return repr(float(rate)).removesuffix(".0")
 
 
 def describe(rate: float) -> str:
-    return f"at {rate:g} requests/s"
+    return f"at {level_text(rate)} requests/s"
 
 
 def total(sweep: dict) -> int:
