@@ -23,9 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from workflow_cmd import snakemake_cmd  # noqa: E402
-
 from slurm.testprofile import write_test_profile  # noqa: E402
+from workflow_cmd import snakemake_cmd  # noqa: E402
 
 COMMANDS = ("sbatch", "squeue", "sacct", "scancel", "sinfo", "scontrol")
 

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import yaml
-from workflow_cmd import snakemake_cmd
 
 from conftest import ROOT, service_pids
 from llmsweep.procs import group_alive, pid_alive
 from llmsweep.util import wait_until
+from workflow_cmd import snakemake_cmd
 
 BASE = {
     "run": "t",

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from llmsweep import config
 from llmsweep.loadgen import patterns, point_request
 from llmsweep.loadgen.sweep import describe_load, point_settings, sweep_points
+from strategies import json_values
 
 
 def test_defaults_fill_every_section():
@@ -587,13 +588,7 @@ YAML_PIECES = st.sampled_from(
 )
 YAML_TEXT = st.lists(st.one_of(YAML_PIECES, st.text(max_size=4)), max_size=40).map("".join)
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+JSON_VALUES = json_values(12)
 CONFIG_KEYS = st.sampled_from(
     [path for path, _ in _schema_keys() if "[]" not in path]
     + [

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_cmd import snakemake_cmd
 
 from conftest import ROOT
 from llmsweep.benchmark import read_records
 from llmsweep.util import read_json, wait_until
 from slurm.testprofile import write_test_profile
+from workflow_cmd import snakemake_cmd
 
 pytestmark = pytest.mark.slurm
 

@@ -30,6 +30,7 @@ from llmsweep.web import api, launch, remote
 from llmsweep.web.app import COOKIE, create_app
 from llmsweep.web.targets import LocalTarget, Result, Target, TargetError
 from llmsweep.web.workspace import Workspace
+from strategies import json_values
 
 TOKEN = "test-token-0123456789"
 ORIGIN = "http://localhost"  # the test client's server: Host localhost, plain http
@@ -422,13 +423,7 @@ PAGE_ROUTES = [
     ("GET", "/runs/{run}/report"),
 ]
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+JSON = json_values(20)
 RUN = st.one_of(
     st.sampled_from(["fakerun", "demo", "-h", "--workdir=x", "a\0b", "fakerun\n", "..", "é"]),
     st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,12}", fullmatch=True),
