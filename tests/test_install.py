@@ -187,7 +187,7 @@ def test_without_monitoring_programs_install_says_how_and_sweeps_run_with_it_off
         user, [".venv/bin/llmsweep", "check-config", "--configfile", on], monitoring=False
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("llmsweep: monitoring.prometheus: prometheus not found")
+    assert proc.stderr.startswith(f"llmsweep: {on}: monitoring.prometheus: prometheus not found")
     proc = as_user(user, ["bin/demo", "--configfile", on], monitoring=False)
     assert proc.returncode != 0
     assert "monitoring.prometheus: prometheus not found" in proc.stdout + proc.stderr
