@@ -74,7 +74,7 @@ def acquire(
         resources = merge_infrastructure(resources, cfg["infrastructure"], ROLES[service])
         deps["cpus"] = resources.get("cpus_per_task")
         deps["gpus"] = gpus.requested(resources)
-    else:
+    elif service == "llm_server":  # only the LLM server uses GPUs: NVML is asked once
         deps["gpus"] = gpus.visible()
     spec = definitions.build(cfg, paths, service, model, **deps)
     if backend == "slurm":

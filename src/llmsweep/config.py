@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import re
@@ -104,9 +105,15 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def load_schema() -> dict:
+@functools.cache
+def _schema_text_parsed() -> dict:
     with open(SCHEMA_PATH) as f:
         return yaml.safe_load(f)
+
+
+def load_schema() -> dict:
+    """config/schema.yaml, read once per process; each caller gets its own copy."""
+    return copy.deepcopy(_schema_text_parsed())
 
 
 def _key_path(path) -> str:
