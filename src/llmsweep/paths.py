@@ -60,6 +60,13 @@ class RunPaths:
         """bench/<model slug>/<load>: one folder per sweep point (load: c4, r2.5, c4_rep1)."""
         return self.bench / slug / load
 
+    def deployment_record(self, slug: str) -> Path:
+        """bench/<deployment slug>/deployment.json: what the deployment is (engine, model,
+        GPUs, settings, its points) and each session of its server (started, ready and
+        stopped times, and the window of every point it ran); written when all its points
+        are finished."""
+        return self.bench / slug / "deployment.json"
+
     def summary(self, slug: str, load: str) -> Path:
         return self.point_dir(slug, load) / "summary.json"
 
