@@ -14,12 +14,13 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/services.smk"
-include: "rules/benchmark.smk"
+include: "rules/deploy.smk"
 include: "rules/report.smk"
 
 
 onstart:
     stop_on_signals(stop_services)
+    limit_deployments(service_backend(None))
 
 
 onsuccess:

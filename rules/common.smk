@@ -3,9 +3,11 @@ import re
 import sys
 
 from llmsweep import config as llmsweep_config
+from llmsweep import deployments as llmsweep_deployments
+from llmsweep import gpus as llmsweep_gpus
 from llmsweep.loadgen import patterns as load_patterns
 from llmsweep.loadgen import sweep as llmsweep_sweep
-from llmsweep.paths import RunPaths, model_slug
+from llmsweep.paths import RunPaths
 from llmsweep.driver import (
     UNLOCKING_ENV,
     become_driver,
@@ -19,6 +21,7 @@ from llmsweep.services.controller import Controller
 try:
     llmsweep_config.read_config_args(config, workflow.config_settings.config_args)
     llmsweep_config.prepare(config)
+    DEPLOYMENT_LIST = llmsweep_deployments.expand(config)
 except llmsweep_config.ConfigError as exc:
     where = llmsweep_config.source(
         workflow.config_settings.configfiles, workflow.config_settings.config_args
@@ -29,21 +32,24 @@ except llmsweep_config.ConfigError as exc:
 RUN = config["run"]
 RESULTS = "results"
 PATHS = RunPaths(RUN, RESULTS)
-MODEL_BY_SLUG = {model_slug(m): m for m in config["models"]}
+DEPLOYMENTS = llmsweep_deployments.by_slug(DEPLOYMENT_LIST)
 POINTS = {
-    (model_slug(p["model"]), p["load"]): p for p in llmsweep_sweep.sweep_points(config)
+    (p["deployment"], p["load"]): p
+    for p in llmsweep_sweep.sweep_points(config, DEPLOYMENT_LIST)
 }
+DEPLOY_SECTIONS = ("sweep", "warmup", "workload", "slo", "client")
 
 
 wildcard_constraints:
-    model="|".join(re.escape(s) for s in MODEL_BY_SLUG),
+    deployment="|".join(re.escape(s) for s in DEPLOYMENTS),
     load=load_patterns.LOAD_REGEX,
     other=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
 def lease_pattern(service):
-    """The per-point lease of `service`; temp(), so a finished point holds no lease."""
-    return str(PATHS.lease(service, "{model}", "{load}"))
+    """A deployment's lease on the run's `service`; temp(), so a finished deployment holds
+    no lease."""
+    return str(PATHS.lease(service, "{deployment}"))
 
 
 def report_file(name):
@@ -56,26 +62,55 @@ def log_file(*parts):
     return str(PATHS.log(*parts))
 
 
-def point_leases(wildcards):
-    """The leases a point holds: its LLM server and client service, and the run's
-    Pushgateway and Prometheus when monitoring is on."""
-    services = ["llm_server", "client_service"]
-    if config["monitoring"]["enabled"]:
-        services = ["pushgateway", "prometheus", *services]
+def monitoring_leases(wildcards):
+    """The leases a deployment holds on the run's Pushgateway and Prometheus (none with
+    monitoring off)."""
+    if not config["monitoring"]["enabled"]:
+        return {}
     return {
-        s: lease_pattern(s).format(model=wildcards.model, load=wildcards.load)
-        for s in services
+        s: lease_pattern(s).format(deployment=wildcards.deployment)
+        for s in ("pushgateway", "prometheus")
     }
 
 
+def all_deployment_records():
+    """Every deployment's record (written once all its points are finished)."""
+    return [str(PATHS.deployment_record(slug)) for slug in DEPLOYMENTS]
+
+
 def all_summaries():
-    """Every point's summary.json."""
+    """Every point's summary.json (written by its deployment's job)."""
     return [str(PATHS.summary(slug, load)) for slug, load in POINTS]
 
 
 def all_point_plots():
     """Every point's distributions plot."""
     return [str(PATHS.point_plot(slug, load)) for slug, load in POINTS]
+
+
+def deployment_record(wildcards):
+    """The record of wildcards.deployment."""
+    return str(PATHS.deployment_record(wildcards.deployment))
+
+
+def requests_of(wildcards):
+    """requests.jsonl of the point wildcards.deployment, wildcards.load."""
+    return str(PATHS.requests(wildcards.deployment, wildcards.load))
+
+
+def deployment_of(wildcards):
+    """The deployment (slug, engine, model, gpus, settings, label) behind the wildcard."""
+    return DEPLOYMENTS[wildcards.deployment]
+
+
+def deployment_label(wildcards):
+    """The deployment's readable name: its model and what sets it apart."""
+    return DEPLOYMENTS[wildcards.deployment]["label"]
+
+
+def point_loads(wildcards):
+    """The loads (folder names) of the deployment's points, in order."""
+    return [load for slug, load in POINTS if slug == wildcards.deployment]
 
 
 def final_targets():
@@ -99,14 +134,8 @@ def baseline_table(wildcards):
 
 
 def point_of(wildcards):
-    """The sweep point (model, pattern, clients or rate, repeat) behind the wildcards."""
-    return POINTS[(wildcards.model, wildcards.load)]
-
-
-def sweep_settings(wildcards):
-    """The sweep settings this point depends on, and no others: adding a client count or a
-    rate must not make finished points look changed."""
-    return llmsweep_sweep.point_settings(config, point_of(wildcards))
+    """The sweep point (deployment, pattern, clients or rate, repeat) behind the wildcards."""
+    return POINTS[(wildcards.deployment, wildcards.load)]
 
 
 def describe(wildcards):
@@ -114,9 +143,45 @@ def describe(wildcards):
     return llmsweep_sweep.describe_load(point_of(wildcards))
 
 
-def model_of(wildcards):
-    """The model name behind a slug wildcard."""
-    return MODEL_BY_SLUG[wildcards.model]
+def poll_interval_s(wildcards):
+    """Seconds between looks at the SLURM queue: the profile's
+    seconds-between-status-checks, shared with Snakemake's SLURM executor."""
+    remote = workflow.remote_execution_settings
+    return getattr(remote, "seconds_between_status_checks", None) or 10
+
+
+def parallel_deployments(backend):
+    """Deployments served at once: parallel_deployments, else 4 on SLURM and, locally, the
+    GPUs visible divided by the GPUs per server (one at a time without a GPU)."""
+    if config["parallel_deployments"]:
+        return config["parallel_deployments"]
+    if backend == "slurm":
+        return 4
+    per_server = max([d["gpus"] or 1 for d in DEPLOYMENT_LIST] or [1])
+    return max(1, llmsweep_gpus.visible() // per_server)
+
+
+LIMIT = "llmsweep_deployments"  # the resource each deployment job takes one of
+
+
+def limit_deployments(backend):
+    """Limit the deployments served at once: parallel_deployments when set, else the
+    profile's or --resources' llmsweep_deployments when given, else the default for
+    `backend`. Called while the Snakefile is read (for the local default, so the scheduler
+    counts the resource) and again at the start, when the executor is known."""
+    if not config["parallel_deployments"] and LIMIT in USER_RESOURCES:
+        return
+    limit = parallel_deployments(backend)
+    workflow.register_resource(LIMIT, limit)
+    scheduler = workflow.scheduler
+    if scheduler is not None:  # the scheduler copied the global resources when created
+        scheduler.global_resources[LIMIT] = limit
+        print(f"llmsweep: up to {limit} deployment(s) at once", file=sys.stderr)
+
+
+USER_RESOURCES = set(workflow.global_resources)
+if workflow.is_main_process:
+    limit_deployments("local")
 
 
 def service_backend(wildcards):

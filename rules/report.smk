@@ -1,6 +1,6 @@
 rule points_table:
     input:
-        summaries=all_summaries(),
+        records=all_deployment_records(),
     output:
         table=report(
             report_file("points.csv"),
@@ -20,6 +20,7 @@ rule points_table:
     params:
         run_dir=run_dir_of_table,
         config=config,
+        summaries=all_summaries(),
     message:
         "Tidy table of all points and the run's metadata"
     script:
@@ -28,27 +29,28 @@ rule points_table:
 
 rule point_plot:
     input:
-        requests=str(PATHS.requests("{model}", "{load}")),
+        record=deployment_record,
     output:
         plot=report(
-            str(PATHS.point_plot("{model}", "{load}")),
+            str(PATHS.point_plot("{deployment}", "{load}")),
             caption="../report/distributions.rst",
-            category="{model}",
+            category="{deployment}",
             labels={
-                "model": "{model}",
+                "deployment": "{deployment}",
                 "load": "{load}",
                 "figure": "distributions",
             },
         ),
     log:
-        log_file("report", "point_plot", "{model}", "{load}"),
+        log_file("report", "point_plot", "{deployment}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     params:
-        model=model_of,
+        requests=requests_of,
+        label=deployment_label,
         describe=describe,
     message:
-        "TTFT and ITL distributions of {params.model} {params.describe}"
+        "TTFT and ITL distributions of {params.label} {params.describe}"
     script:
         "../scripts/point_plot.py"
 

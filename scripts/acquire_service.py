@@ -1,4 +1,4 @@
-"""acquire_* rules: ensure the service, write this point's lease."""
+"""acquire_* rules: ensure the run's Pushgateway or Prometheus, write a deployment's lease."""
 
 import signal
 import sys
@@ -13,8 +13,6 @@ acquire(
     snakemake.config,  # noqa: F821
     snakemake.params.service,  # noqa: F821
     snakemake.output.lease,  # noqa: F821
-    model=snakemake.params.get("model"),  # noqa: F821
-    llm_lease=snakemake.input.get("llm_server"),  # noqa: F821
     backend=snakemake.params.backend,  # noqa: F821
     resources=dict(snakemake.resources.items()),  # noqa: F821
 )

@@ -11,7 +11,7 @@ from llmsweep.report.table import write_table  # noqa: E402
 from llmsweep.util import read_json, write_json_atomic  # noqa: E402
 
 sm = snakemake  # noqa: F821
-write_table(sm.input.summaries, sm.output.table, sm.output.parquet)
-summaries = [read_json(p) for p in sm.input.summaries]
+write_table(sm.params.summaries, sm.output.table, sm.output.parquet)
+summaries = [read_json(p) for p in sm.params.summaries]
 meta = metadata.collect(dict(sm.params.config), summaries, Path(sm.params.run_dir))
 write_json_atomic(sm.output.metadata, meta)

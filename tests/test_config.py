@@ -67,7 +67,9 @@ def test_sweep_points_are_models_times_clients():
         ("b", "r0.5"),
     ]
     assert points[2] == {
+        "deployment": "a",
         "model": "a",
+        "engine": "openai",
         "pattern": "open",
         "clients": None,
         "rate": 0.5,

@@ -297,10 +297,12 @@ def test_the_dcgm_exporter_can_replace_llmsweep_s(tmp_path):
 def test_an_external_openai_server_s_metrics_are_scraped_when_asked(tmp_path):
     cfg, paths = _cfg(tmp_path)
     cfg["engines"]["openai"]["base_url"] = "https://gpu07:8000"
-    assert definitions.external_target(cfg, paths, "org/model-7b") is None  # off by default
+    dep = {"model": "org/model-7b", "slug": "org_model-7b-1a2b3c"}
+    assert definitions.external_target(cfg, paths, dep) is None  # off by default
     cfg["engines"]["openai"]["metrics_path"] = "/metrics"
-    target = load(definitions.external_target(cfg, paths, "org/model-7b"))[0]
+    target = load(definitions.external_target(cfg, paths, dep))[0]
     assert target["targets"] == ["gpu07:8000"]
     assert target["labels"]["__metrics_path__"] == "/metrics"
     assert target["labels"]["__scheme__"] == "https"
     assert target["labels"]["model"] == "org/model-7b" and target["labels"]["role"] == "llm_server"
+    assert target["labels"]["deployment"] == dep["slug"]

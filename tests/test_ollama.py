@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from llmsweep import config
+from llmsweep import config, deployments
 from llmsweep.client_service.app import create_app
 from llmsweep.engines import ollama
 from llmsweep.loadgen import session
@@ -216,7 +216,9 @@ def test_apptainer_command_line(tmp_path):
 def test_service_spec_for_ollama(tmp_path):
     cfg = settings(binary="/bin/true")
     cfg["sweep"]["clients"] = [64]
-    spec = definitions.llm_server(cfg, RunPaths("o", tmp_path), "llama3.2:1b")
+    cfg["models"] = ["llama3.2:1b"]
+    (dep,) = deployments.expand(cfg)
+    spec = definitions.llm_server(cfg, RunPaths("o", tmp_path), dep)
     assert spec["argv"] == ["/bin/true", "serve"]
     assert spec["ready"] == {"kind": "llm", "engine": "ollama", "model": "llama3.2:1b"}
     assert spec["env"]["OLLAMA_NUM_PARALLEL"] == "4"  # from config, not the 64 clients

@@ -99,7 +99,7 @@ def test_sweep_on_slurm_to_report(cluster, tmp_path):
 
     dry = snakemake(tmp_path, "-n")
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "benchmark" in dry.stdout and "acquire_llm_server" in dry.stdout
+    assert "deployment" in dry.stdout and "acquire_prometheus" in dry.stdout
     assert last_job_id() == first, "a dry run submitted a job"
 
     proc = snakemake(tmp_path)
@@ -208,8 +208,8 @@ def test_signal_to_driver_leaves_no_job(cluster, tmp_path, sig):
 @pytest.mark.parametrize(
     ("resources", "message"),
     [
-        ({"acquire_llm_server": {"slurm_partition": "nosuchpartition"}}, "invalid partition"),
-        ({"acquire_llm_server": {"slurm_account": "nosuchaccount"}}, "Invalid account"),
+        ({"deployment": {"slurm_partition": "nosuchpartition"}}, "invalid partition"),
+        ({"deployment": {"slurm_account": "nosuchaccount"}}, "Invalid account"),
     ],
 )
 def test_bad_profile_values_show_slurms_error(cluster, tmp_path, resources, message):

@@ -15,7 +15,7 @@ from llmsweep.loadgen.workload import build_prompts
 from llmsweep.metrics.gpu_info import gpu_info
 from llmsweep.metrics.push import push_summary
 from llmsweep.paths import RunPaths
-from llmsweep.util import http_json, read_json, wait_until, write_json_atomic
+from llmsweep.util import http_json, wait_until, write_json_atomic
 
 POLL_WAIT_S = 10
 BUSY_TIMEOUT_S = 3600
@@ -48,12 +48,15 @@ def read_records(path: Path) -> list[dict]:
 
 
 def run_point(
-    point: dict, settings: dict, leases: dict[str, Path], requests_path: Path, summary_path: Path
+    point: dict, settings: dict, leases: dict[str, dict], requests_path: Path, summary_path: Path
 ) -> dict:
-    """Run one point through the client service named in its lease; return the summary.
+    """Run one point through the client service of its leases; return the summary.
 
-    `point` is a sweep point (model, pattern, clients or rate, repeat, load) with run and
-    engine; `settings` holds the config's sweep, warmup, workload and slo sections.
+    `point` is a sweep point (deployment, model, pattern, clients or rate, repeat, load)
+    with run, engine, the server's settings and GPUs and the point's fingerprint;
+    `settings` holds the config's sweep, warmup, workload and slo sections; `leases` the
+    leases held on the services by name (llm_server, client_service, and pushgateway and
+    prometheus with monitoring on).
     Records are appended to `requests_path` as requests complete; on failure they are
     also kept under another name, since a re-run replaces requests.jsonl.
     """
@@ -67,10 +70,9 @@ def run_point(
 
 
 def _run_point(
-    point: dict, settings: dict, leases: dict[str, Path], requests_path: Path, summary_path: Path
+    point: dict, settings: dict, held: dict[str, dict], requests_path: Path, summary_path: Path
 ) -> dict:
     """The point's steps: start it, follow it to the end, check it, describe it, publish."""
-    held = {name: read_json(path) for name, path in leases.items()}
     client, llm = held["client_service"], held["llm_server"]
     seed = point_request.seed(settings["sweep"], point)
     prompts = build_prompts(settings["workload"], llm["url"], point["model"], seed)
@@ -85,14 +87,19 @@ def _run_point(
     if summary["client"] and summary["client"]["warning"]:
         print(f"warning: {_name(point)}: {summary['client']['warning']}", file=sys.stderr)
     if "pushgateway" in held:
-        grouping = {"run": point["run"], "model": point["model"], "load": point["load"]}
+        grouping = {
+            "run": point["run"],
+            "model": point["model"],
+            "deployment": point["deployment"],
+            "load": point["load"],
+        }
         push_summary(held["pushgateway"]["url"], grouping, summary)
     write_json_atomic(summary_path, summary)
     return summary
 
 
 def _name(point: dict) -> str:
-    return f"{point['model']} {point['load']}"
+    return f"{point['deployment']} {point['load']}"
 
 
 def start_point(base: str, request: dict) -> str:
@@ -176,7 +183,11 @@ def describe_point(point: dict, settings: dict, held: dict, view: dict, started_
     return {
         "run": point["run"],
         "model": point["model"],
+        "deployment": point["deployment"],
         "engine": point["engine"],
+        "settings": point["settings"],
+        "gpus": point["gpus"],
+        "fingerprint": point["fingerprint"],
         "server": server_info(point, llm, monitored="pushgateway" in held),
         "load": point["load"],
         "pattern": point["pattern"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
 import os
 import re
@@ -73,7 +74,8 @@ def _is_integer(checker, instance) -> bool:
 
 def _pattern(validator, pattern, instance, schema):
     """JSON Schema's `pattern` with its own (ECMA-262) `$`, the end of the text: Python's
-    `$` also matches before a final newline, which would let `run: "demo\\n"` through."""
+    `$` also matches before a final newline, which would let `run: "demo\\n"` through.
+    """
     if not isinstance(instance, str):
         return
     regex = (
@@ -247,7 +249,14 @@ def map_recipe(cfg: dict) -> dict:
         cfg["run"] = re.sub(r"[^A-Za-z0-9._-]", "-", str(job["name"]))[:64]
     service = _section(job, "service", "job.service")
     infra = _section(job, "infrastructure", "job.infrastructure")
-    known_service = {"type", "model", "precision", "n_clients", "n_requests_per_client", "prompt"}
+    known_service = {
+        "type",
+        "model",
+        "precision",
+        "n_clients",
+        "n_requests_per_client",
+        "prompt",
+    }
     unknown = set(service) - known_service
     if unknown:
         raise ConfigError(f"unknown key job.service.{sorted(unknown)[0]}")
@@ -267,7 +276,10 @@ def map_recipe(cfg: dict) -> dict:
     if "prompt" in service:
         _section(cfg, "workload", "workload")["prompt"] = service["prompt"]
     if infra:
-        cfg["infrastructure"] = {**_section(cfg, "infrastructure", "infrastructure"), **infra}
+        cfg["infrastructure"] = {
+            **_section(cfg, "infrastructure", "infrastructure"),
+            **infra,
+        }
     return cfg
 
 
@@ -306,9 +318,111 @@ def validate_schema(cfg: dict) -> dict:
     return cfg
 
 
+def _engine_schemas() -> dict:
+    """Each engine's settings schema (engines.<name>), by engine name."""
+    return load_schema()["properties"]["engines"]["properties"]
+
+
+def _is_array(sub: dict) -> bool:
+    kinds = sub.get("type", [])
+    return "array" in (kinds if isinstance(kinds, list) else [kinds])
+
+
+def is_dimension(sub: dict, value) -> bool:
+    """Whether `value` of an engine setting whose schema is `sub` lists several values to
+    sweep: a list where the setting takes no list, or a list of lists where it does."""
+    if not isinstance(value, list):
+        return False
+    if _is_array(sub):
+        return bool(value) and all(isinstance(v, list) for v in value)
+    return True
+
+
+def _take_dimensions(cfg: dict) -> dict:
+    """Replace each engine setting that lists values to sweep by its first value (so the
+    schema checks it and fills the defaults around it); return the lists by (engine, key).
+    """
+    engines = cfg.get("engines")
+    schemas = _engine_schemas()
+    taken = {}
+    if not isinstance(engines, dict):
+        return taken
+    for name, section in engines.items():
+        props = schemas.get(name, {}).get("properties", {})
+        if not isinstance(section, dict):
+            continue
+        for key, value in section.items():
+            if key in props and is_dimension(props[key], value):
+                taken[(name, key)] = value
+                section[key] = value[0] if value else props[key].get("default")
+    return taken
+
+
+def _dimension_errors(taken: dict) -> list[jsonschema.ValidationError]:
+    """Each listed value of a swept engine setting checked against the setting's schema."""
+    schemas = _engine_schemas()
+    errors = []
+    for (name, key), values in taken.items():
+        sub = schemas[name]["properties"][key]
+        if not values:
+            errors.append(
+                jsonschema.ValidationError(
+                    "an empty list sweeps nothing",
+                    path=["engines", name, key],
+                    instance=values,
+                )
+            )
+        for i, value in enumerate(values):
+            for error in _Validator(sub).iter_errors(copy.deepcopy(value)):
+                error.path.extendleft(reversed(["engines", name, key, i]))
+                errors.append(error)
+        if len({json.dumps(v, sort_keys=True) for v in values}) < len(values):
+            errors.append(
+                jsonschema.ValidationError(
+                    "lists a value twice", path=["engines", name, key], instance=values
+                )
+            )
+    return errors
+
+
+def _deployment_errors(cfg: dict) -> list[jsonschema.ValidationError]:
+    """Each explicit deployment's engine and settings checked against that engine's
+    settings schema (the one of engines.<engine>), naming deployments[i].settings.<key>.
+    """
+    names = load_schema()["properties"]["engine"]["enum"]
+    schemas = _engine_schemas()
+    errors = []
+    for i, entry in enumerate(cfg["deployments"]):
+        engine = entry["engine"] or cfg["engine"]
+        if engine not in names:
+            errors.append(
+                jsonschema.ValidationError(
+                    f"{engine!r} is not one of {names}",
+                    path=["deployments", i, "engine"],
+                    instance=engine,
+                    validator="none",
+                )
+            )
+            continue
+        sub = copy.deepcopy(schemas[engine])
+        sub.pop("default", None)
+        for error in jsonschema.Draft202012Validator(sub).iter_errors(entry["settings"]):
+            error.path.extendleft(reversed(["deployments", i, "settings"]))
+            errors.append(error)
+    return errors
+
+
 def _schema_errors(cfg: dict) -> list[jsonschema.ValidationError]:
-    """The schema's errors, in the order of their keys (filling defaults on the way)."""
-    errors = _Validator(load_schema()).iter_errors(cfg)
+    """The schema's errors, in the order of their keys (filling defaults on the way). An
+    engine setting that lists values to sweep is checked value by value, and each explicit
+    deployment's settings against its engine's schema."""
+    taken = _take_dimensions(cfg)
+    errors = list(_Validator(load_schema()).iter_errors(cfg))
+    for (name, key), values in taken.items():
+        cfg["engines"][name][key] = values
+    errors += _dimension_errors(taken)
+    if not errors:
+        errors += _deployment_errors(cfg)
     return sorted(errors, key=lambda e: [(isinstance(p, str), p) for p in e.path])
 
 
@@ -332,7 +446,10 @@ def field_errors(cfg: dict) -> list[dict]:
     errors = _schema_errors(cfg)
     if errors:
         return [
-            {"key": re.sub(r"\[\d+\]", "", _key_path(e.absolute_path)), "message": _describe(e)}
+            {
+                "key": re.sub(r"\[\d+\]", "", _key_path(e.absolute_path)),
+                "message": _describe(e),
+            }
             for e in errors
         ]
     try:
@@ -365,20 +482,32 @@ def _check_semantics(cfg: dict) -> None:
         if path.suffix not in (".jsonl", ".csv"):
             raise ConfigError(f"workload.prompt_file: {path} is neither .jsonl nor .csv")
     _check_monitoring_programs(cfg["monitoring"])
-    engine = cfg["engine"]
-    if engine == "openai" and not cfg["engines"]["openai"]["base_url"]:
+    if not cfg["models"] and not cfg["deployments"]:
+        raise ConfigError("models: empty, and deployments too: nothing to run")
+    served = served_models(cfg)
+    if served.get("openai") and not cfg["engines"]["openai"]["base_url"]:
         raise ConfigError("engines.openai.base_url: required when engine is openai")
-    if engine == "llama_cpp":
-        files = cfg["engines"]["llama_cpp"]["model_files"]
-        for model in cfg["models"]:
-            if model != DEMO_MODEL and model not in files:
-                raise ConfigError(
-                    f"engines.llama_cpp.model_files.{model}: no GGUF file given for model {model!r}"
-                )
-            if model in files and not is_file(files[model]):
-                raise ConfigError(
-                    f"engines.llama_cpp.model_files.{model}: {files[model]} is not a readable file"
-                )
+    files = cfg["engines"]["llama_cpp"]["model_files"]
+    for model in served.get("llama_cpp", []):
+        if model != DEMO_MODEL and model not in files:
+            raise ConfigError(
+                f"engines.llama_cpp.model_files.{model}: no GGUF file given for model {model!r}"
+            )
+        if model in files and not is_file(files[model]):
+            raise ConfigError(
+                f"engines.llama_cpp.model_files.{model}: {files[model]} is not a readable file"
+            )
+
+
+def served_models(cfg: dict) -> dict[str, list[str]]:
+    """The models each engine serves in this run: `models` with the run's engine, and each
+    explicit deployment's with its own."""
+    out = {cfg["engine"]: list(cfg["models"])} if cfg["models"] else {}
+    for entry in cfg["deployments"]:
+        models = out.setdefault(entry["engine"] or cfg["engine"], [])
+        if entry["model"] not in models:
+            models.append(entry["model"])
+    return out
 
 
 def monitoring_programs(monitoring: dict) -> list[str]:
@@ -458,7 +587,8 @@ class _Loader(yaml.SafeLoader):
     is made: more than MAX_DEPTH levels, or more than MAX_VALUES values or MAX_TEXT
     characters with every alias expanded (a billion laughs: a few lines whose aliases
     expand to gigabytes), is refused where it happens. A value its constructors cannot make
-    (a date with month 13, an integer of 5000 digits) is an error at its line and column."""
+    (a date with month 13, an integer of 5000 digits) is an error at its line and column.
+    """
 
     def __init__(self, stream):
         super().__init__(stream)
@@ -506,20 +636,30 @@ class _Loader(yaml.SafeLoader):
     def construct_object(self, node, deep=False):
         try:
             return super().construct_object(node, deep=deep)
-        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
+        except (
+            ArithmeticError,
+            AttributeError,
+            LookupError,
+            TypeError,
+            ValueError,
+        ) as exc:
             # PyYAML's constructors fail so on some values: `!!float ''`, `!!bool x`
             what = _short(node.value) if isinstance(node, yaml.ScalarNode) else "this value"
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             why = f" ({exc})" if type(exc) is ValueError else ""
             raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read {what} as {_clip(tag, MAX_SHOWN)}{why}", node.start_mark
+                None,
+                None,
+                f"cannot read {what} as {_clip(tag, MAX_SHOWN)}{why}",
+                node.start_mark,
             ) from None
 
 
 def parse_yaml(text: str):
     """The value YAML (or JSON) `text` holds, None when it holds none. ConfigError, with
     the line and column, for text that is not YAML, has a tag other than YAML's own
-    (!!python/object), or is too deep or too large with its aliases expanded (_Loader)."""
+    (!!python/object), or is too deep or too large with its aliases expanded (_Loader).
+    """
     loader = None
     try:
         loader = _Loader(text)
@@ -581,7 +721,8 @@ def read_config_args(cfg: dict, config_args) -> None:
     """Read Snakemake's `--config key=value` values again as YAML. Snakemake reads a value
     that is a mapping or a list with YAML's base loader, which leaves every number in it as
     text (`sweep={clients: [1]}` gives clients ['1']); such a value is read again as YAML
-    and merged over `cfg` as Snakemake merged it. Scalars (`run=x`) are left as they are."""
+    and merged over `cfg` as Snakemake merged it. Scalars (`run=x`) are left as they are.
+    """
     for arg in config_args or ():
         key, sep, text = str(arg).partition("=")
         if not sep or not isinstance(cfg.get(key), (dict, list)):

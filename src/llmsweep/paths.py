@@ -92,9 +92,24 @@ class RunPaths:
         """The comparison of this run with run `other` (suffix .txt or .html)."""
         return self.compare / f"{other}-vs-{self.run}{suffix}"
 
-    def lease(self, service: str, slug: str, load: str) -> Path:
-        """A sweep point's lease on `service`."""
-        return self.leases / service / slug / f"{load}.json"
+    def lease(self, service: str, slug: str) -> Path:
+        """A deployment's lease on the run's `service` (pushgateway, prometheus)."""
+        return self.leases / service / f"{slug}.json"
+
+    def deployment_sessions(self, slug: str) -> Path:
+        """bench/<deployment slug>/sessions/: one JSON file per start of the deployment's
+        server (its times and the windows of the points it ran), kept across attempts."""
+        return self.bench / slug / "sessions"
+
+    @property
+    def gpu_claims(self) -> Path:
+        """services/gpus/: which local GPUs each running server holds."""
+        return self.services / "gpus"
+
+    @property
+    def slurm_queue(self) -> Path:
+        """services/slurm-queue.json: the run's shared view of its SLURM jobs."""
+        return self.services / "slurm-queue.json"
 
     def log(self, *parts: str) -> Path:
         """A job's log: logs/<parts...>.log (e.g. benchmark, <model>, <load>)."""

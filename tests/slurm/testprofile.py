@@ -14,7 +14,9 @@ def write_test_profile(workdir: Path, **resources) -> Path:
     profile["default-resources"]["slurm_account"] = "bench"
     for res in profile["set-resources"].values():
         res.update(mem_mb=500, cpus_per_task=1, runtime=30)
-    profile["set-resources"]["acquire_llm_server"].update(cpus_per_task=2, mem_mb=1500)
+    profile["set-resources"]["deployment"].update(
+        cpus_per_task=2, mem_mb=1500, client_mem_mb=500, client_cpus_per_task=1, client_runtime=30
+    )
     for rule, res in resources.items():
         profile["set-resources"].setdefault(rule, {}).update(res)
     profile["slurm-init-seconds-before-status-checks"] = 2

@@ -9,6 +9,7 @@ PROTOCOL = "openai"
 KEEPS_CONNECTIONS = True
 METRICS_PATH = None  # engines.openai.metrics_path names it where the server has one
 TOKENIZES = True  # vLLM's /tokenize; others answer 404 and synthetic prompts say so
+PLACES = ("base_url", "metrics_path")
 
 
 def command(settings: dict, model: str, cpus: int | None = None, gpus: int = 0):

@@ -1,23 +1,32 @@
-"""The sweep's points from a validated config: model x pattern level x repeat."""
+"""The sweep's points from a validated config: deployment x pattern level x repeat."""
 
 from __future__ import annotations
 
+from llmsweep import deployments
 from llmsweep.loadgen import patterns
 
 
-def sweep_points(cfg: dict) -> list[dict]:
-    """Every point of the sweep, in order: model x (each pattern's levels, in the order of
-    patterns.PATTERNS: clients, then rates) x repeat.
+def sweep_points(cfg: dict, of: list[dict] | None = None) -> list[dict]:
+    """Every point of the sweep, in order: deployment (those `of`, else every one of the
+    config) x (each pattern's levels, in the order of patterns.PATTERNS: clients, then
+    rates) x repeat.
 
-    A point has its model, pattern, every pattern's level key (None but its own's), its
-    repeat and `load`, its folder name: c<clients> or r<rate>, with _rep<k> when repeated.
+    A point has its deployment's slug, model and engine, its pattern, every pattern's level
+    key (None but its own's), its repeat and `load`, its folder name: c<clients> or
+    r<rate>, with _rep<k> when repeated.
     """
     sweep = cfg["sweep"]
     loads = [(m, level) for m in patterns.PATTERNS.values() for level in sweep[m.SWEEP_KEY]]
     points = []
-    for model in cfg["models"]:
+    for dep in deployments.expand(cfg) if of is None else of:
         for module, level in loads:
-            point = {"model": model, "pattern": module.NAME, **dict.fromkeys(patterns.LEVEL_KEYS)}
+            point = {
+                "deployment": dep["slug"],
+                "model": dep["model"],
+                "engine": dep["engine"],
+                "pattern": module.NAME,
+                **dict.fromkeys(patterns.LEVEL_KEYS),
+            }
             point[module.LEVEL_KEY] = level
             name = patterns.load_name(point)
             for repeat in range(sweep["repeats"]):

@@ -278,6 +278,17 @@ class Controller:
             )
         return rows
 
+    def stop(self, key: str) -> bool:
+        """Stop service `key` (its job or process group) and drop its endpoint; record the
+        stop in its history. Returns whether it was running."""
+        inst = self.instance(key)
+        if not inst:
+            return False
+        ran = self.backend_of(inst).stop(inst)
+        (self._dir(key) / "endpoint.json").unlink(missing_ok=True)
+        self._history(key, inst["instance"], "stopped")
+        return ran
+
     def stop_all(self) -> list[str]:
         """Stop every service of the run and drop every lease."""
         stopped = []

@@ -12,7 +12,7 @@ import yaml
 from llmsweep import programs
 from llmsweep.engines import engine_module
 from llmsweep.monitoring import grafana
-from llmsweep.paths import RunPaths, model_slug
+from llmsweep.paths import RunPaths
 from llmsweep.util import write_atomic, write_json_atomic
 
 
@@ -151,7 +151,7 @@ def prometheus(cfg: dict, paths: RunPaths) -> dict:
     return spec
 
 
-def external_target(cfg: dict, paths: RunPaths, model: str) -> Path | None:
+def external_target(cfg: dict, paths: RunPaths, dep: dict) -> Path | None:
     """Register the metrics of an OpenAI-compatible server llmsweep does not run (vLLM's
     /metrics) when engines.openai.metrics_path is set; return the target file."""
     ocfg = cfg["engines"]["openai"]
@@ -161,29 +161,38 @@ def external_target(cfg: dict, paths: RunPaths, model: str) -> Path | None:
     labels = {
         "run": cfg["run"],
         "role": "llm_server",
-        "model": model,
+        "model": dep["model"],
+        "deployment": dep["slug"],
         "engine": "openai",
         "__metrics_path__": ocfg["metrics_path"],
         "__scheme__": url.scheme,
     }
-    path = paths.targets / f"service-llm_server.{model_slug(model)}.json"
+    path = paths.targets / f"service-llm_server.{dep['slug']}.json"
     paths.targets.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, [{"targets": [url.netloc], "labels": labels}])
     return path
 
 
 def llm_server(
-    cfg: dict, paths: RunPaths, model: str, cpus: int | None = None, gpus: int = 0
+    cfg: dict,
+    paths: RunPaths,
+    dep: dict,
+    cpus: int | None = None,
+    gpus: int = 0,
+    devices: list[str] | None = None,
 ) -> dict:
-    """The LLM server of `model`, with the `cpus` and `gpus` its job (or machine) gives it."""
-    key = f"llm_server.{model_slug(model)}"
+    """The LLM server of deployment `dep`, with the `cpus` and `gpus` its job (or machine)
+    gives it; `devices`, when given, are the GPUs it may see (CUDA_VISIBLE_DEVICES)."""
+    key = f"llm_server.{dep['slug']}"
     spec = _base(cfg, key, "llm_server", "llm_server")
-    name = cfg["engine"]
+    name, model, settings = dep["engine"], dep["model"], dep["settings"]
     engine = engine_module(name)
     if not engine.LAUNCHED:
         raise ValueError(f"engine {name} is not started by llmsweep")
-    settings = cfg["engines"][name]
     spec["argv"], spec["env"] = engine.command(settings, model, cpus, gpus)
+    spec["gpus"] = gpus
+    if devices is not None:
+        spec["env"]["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     if not shutil.which(spec["argv"][0]):
         raise programs.MissingProgram(f"engines.{name}: {spec['argv'][0]} is not on PATH")
     spec["ready"] = {
@@ -192,15 +201,22 @@ def llm_server(
         "model": model,
         **engine.readiness(settings, model, gpus),
     }
-    labels = {"run": cfg["run"], "role": "llm_server", "model": model, "engine": name}
+    labels = {
+        "run": cfg["run"],
+        "role": "llm_server",
+        "model": model,
+        "deployment": dep["slug"],
+        "engine": name,
+    }
     if engine.METRICS_PATH and cfg["monitoring"]["enabled"]:
         spec["targets"] = [_target(paths, f"service-{key}", labels, engine.METRICS_PATH)]
     spec["sidecars"] = exporters(cfg, paths, key, "llm_server", gpu=True)
     return spec
 
 
-def client_service(cfg: dict, paths: RunPaths, model: str, llm_url: str) -> dict:
-    key = f"client_service.{model_slug(model)}"
+def client_service(cfg: dict, paths: RunPaths, dep: dict, llm_url: str) -> dict:
+    """The client service that loads deployment `dep`'s server at `llm_url`."""
+    key = f"client_service.{dep['slug']}"
     spec = _base(cfg, key, "client", "client_service")
     spec["argv"] = [
         sys.executable,
@@ -222,26 +238,35 @@ def client_service(cfg: dict, paths: RunPaths, model: str, llm_url: str) -> dict
     ]
     spec["env"] = {
         "LLMSWEEP_UPSTREAM": llm_url,
-        "LLMSWEEP_ENGINE": cfg["engine"],
-        "LLMSWEEP_MODEL": model,
+        "LLMSWEEP_ENGINE": dep["engine"],
+        "LLMSWEEP_MODEL": dep["model"],
         "LLMSWEEP_RUN": cfg["run"],
     }
     spec["ready"] = {"kind": "http", "path": "/health"}
-    labels = {"run": cfg["run"], "role": "client", "model": model, "engine": cfg["engine"]}
+    labels = {
+        "run": cfg["run"],
+        "role": "client",
+        "model": dep["model"],
+        "deployment": dep["slug"],
+        "engine": dep["engine"],
+    }
     if cfg["monitoring"]["enabled"]:
         spec["targets"] = [_target(paths, f"service-{key}", labels)]
     spec["sidecars"] = exporters(cfg, paths, key, "client", gpu=False)
     return spec
 
 
-def build(cfg: dict, paths: RunPaths, service: str, model: str | None = None, **deps) -> dict:
-    """The spec of `service` ('pushgateway', 'prometheus', 'llm_server', 'client_service')."""
+def build(cfg: dict, paths: RunPaths, service: str, dep: dict | None = None, **deps) -> dict:
+    """The spec of `service` ('pushgateway', 'prometheus', 'llm_server', 'client_service');
+    the last two for deployment `dep`."""
     if service == "pushgateway":
         return pushgateway(cfg, paths)
     if service == "prometheus":
         return prometheus(cfg, paths)
     if service == "llm_server":
-        return llm_server(cfg, paths, model, deps.get("cpus"), deps.get("gpus", 0))
+        return llm_server(
+            cfg, paths, dep, deps.get("cpus"), deps.get("gpus", 0), deps.get("devices")
+        )
     if service == "client_service":
-        return client_service(cfg, paths, model, deps["llm_url"])
+        return client_service(cfg, paths, dep, deps["llm_url"])
     raise ValueError(f"unknown service {service!r}")

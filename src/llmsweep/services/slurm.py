@@ -4,6 +4,9 @@ commands, for the services and for the web front end's view of a run's queue."""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import re
 import shlex
 import shutil
@@ -145,13 +148,99 @@ def _slurm_time_minutes(text: str) -> int:
     return max(1, days * 1440 + h * 60 + m + (1 if s else 0))
 
 
+class QueueView:
+    """The states of one run's jobs, shared by every process of the run through a file, so
+    that the run's SLURM queries do not grow with its jobs: one `squeue` for all of them per
+    interval, and one `sacct` for each job once it has left the queue.
+
+    A job submitted after the last look is looked for at the next one (its submission
+    forces a look), never by a query of its own.
+    """
+
+    def __init__(self, cache: Path, prefix: str, interval_s: float):
+        self.cache = cache
+        self.prefix = prefix  # the job names of this run start with it
+        self.interval_s = interval_s
+
+    def state(self, job_id: str, submitted_at: float) -> str:
+        view = self._read()
+        stale = time.time() - view["time"] > self.interval_s or view["time"] < submitted_at
+        if stale:
+            view = self._refresh(submitted_at)
+        if job_id in view["queue"]:
+            return view["queue"][job_id]
+        if job_id not in view["ended"]:
+            view = self._ended(job_id)
+        return view["ended"][job_id]
+
+    def _read(self) -> dict:
+        try:
+            view = json.loads(self.cache.read_text())
+        except (OSError, ValueError):
+            view = {}
+        return {"time": 0.0, "queue": {}, "ended": {}, **view}
+
+    def _locked(self):
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(self.cache.with_suffix(".lock"), "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def _refresh(self, submitted_at: float) -> dict:
+        """One squeue for the run's jobs, unless another process looked meanwhile."""
+        with self._locked():
+            view = self._read()
+            if time.time() - view["time"] <= self.interval_s and view["time"] >= submitted_at:
+                return view
+            cmd = ["squeue", "--me", "--noheader", "--format=%i|%T|%j"]
+            view["time"] = time.time()
+            view["queue"] = {}
+            for line in _run(cmd, timeout=30).splitlines():
+                job, state, name = (line.split("|", 2) + ["", ""])[:3]
+                if name.startswith(self.prefix):
+                    view["queue"][job] = state
+            self._write(view)
+            return view
+
+    def _ended(self, job_id: str) -> dict:
+        """A job that left the queue: its final state, from sacct once (GONE without
+        accounting)."""
+        with self._locked():
+            view = self._read()
+            if job_id not in view["ended"] and job_id not in view["queue"]:
+                view["ended"][job_id] = _final_state(job_id)
+                self._write(view)
+            return view
+
+    def _write(self, view: dict) -> None:
+        tmp = self.cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(view))
+        os.replace(tmp, self.cache)
+
+
+def _final_state(job_id: str) -> str:
+    try:
+        acct = _run(["sacct", "-n", "-X", "-P", "-j", str(job_id), "-o", "State"])
+    except (SlurmError, FileNotFoundError):
+        return "GONE"
+    return acct.strip().split()[0] if acct.strip() else "GONE"
+
+
 class SlurmBackend:
     name = "slurm"
     poll_max_delay = 2.0  # squeue is a call to the controller: be gentle
 
-    def __init__(self, resources: dict | None = None, job_name: str = "llmsweep"):
+    def __init__(
+        self,
+        resources: dict | None = None,
+        job_name: str = "llmsweep",
+        queue: QueueView | None = None,
+    ):
         self.resources = resources or {}
         self.job_name = job_name
+        self.queue = queue  # the run's shared view of the queue; None asks SLURM each time
+        if queue:
+            self.poll_max_delay = max(self.poll_max_delay, queue.interval_s)
 
     def command(self, argv: list[str], log: Path) -> list[str]:
         return [
@@ -168,18 +257,20 @@ class SlurmBackend:
     def start(self, argv: list[str], log: Path, cwd: Path | None = None) -> dict:
         out = _run(self.command(argv, log))
         job_id = out.strip().split(";")[0]
-        return {"backend": self.name, "job_id": job_id, "pid": None, "job_name": self.job_name}
+        return {
+            "backend": self.name,
+            "job_id": job_id,
+            "pid": None,
+            "job_name": self.job_name,
+            "submitted_at": time.time(),
+        }
 
     def state(self, instance: dict) -> str:
+        if self.queue and instance.get("job_name", "").startswith(self.queue.prefix):
+            return self.queue.state(str(instance["job_id"]), instance.get("submitted_at", 0))
         out = _run(["squeue", "-h", "-j", str(instance["job_id"]), "-o", "%T"], timeout=30)
         state = out.strip().splitlines()[0] if out.strip() else ""
-        if state:
-            return state
-        try:
-            acct = _run(["sacct", "-n", "-X", "-P", "-j", str(instance["job_id"]), "-o", "State"])
-        except (SlurmError, FileNotFoundError):
-            return "GONE"
-        return acct.strip().split()[0] if acct.strip() else "GONE"
+        return state or _final_state(instance["job_id"])
 
     def alive(self, instance: dict) -> bool:
         try:

@@ -1,0 +1,261 @@
+"""One deployment, start to end: skip its finished points, start its LLM server and client
+service (on GPUs of its own), run its unfinished points back to back, and stop both as
+soon as the last one ends. The `deployment` rule runs this, one job per deployment, so a
+server is held exactly while its points need it and the number of deployments served at
+once is a Snakemake resource (llmsweep_deployments).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+
+from llmsweep import gpus
+from llmsweep.acquire import acquire, job_name
+from llmsweep.benchmark import run_point
+from llmsweep.engines import engine_module
+from llmsweep.loadgen import sweep
+from llmsweep.paths import RunPaths
+from llmsweep.services.controller import Controller, ServiceError
+from llmsweep.services.local import LocalBackend
+from llmsweep.services.slurm import QueueView, SlurmBackend
+from llmsweep.util import read_json, write_json_atomic
+
+SECTIONS = ("sweep", "warmup", "workload", "slo", "client")
+CLIENT_PREFIX = "client_"  # resources of the deployment rule for its client service's job
+
+
+class DeploymentFailed(RuntimeError):
+    """Some of a deployment's points failed; the finished ones are kept."""
+
+
+def fingerprint(cfg: dict, dep: dict, point: dict) -> str:
+    """What a point's figures depend on: its deployment, its pattern's sweep settings and
+    the warm-up, workload, SLO and client settings. A finished point with the same
+    fingerprint is not run again."""
+    what = {
+        "deployment": {k: dep[k] for k in ("engine", "model", "gpus", "settings")},
+        "sweep": sweep.point_settings(cfg, point),
+        **{k: cfg[k] for k in SECTIONS[1:]},
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finished(paths: RunPaths, point: dict, expected: str) -> bool:
+    """Whether the point has a summary of the same fingerprint (one written before
+    fingerprints were recorded counts as finished)."""
+    try:
+        summary = read_json(paths.summary(point["deployment"], point["load"]))
+    except (OSError, ValueError):
+        return False
+    return summary.get("point", {}).get("fingerprint", expected) == expected
+
+
+def split_resources(resources: dict) -> tuple[dict, dict]:
+    """The deployment rule's resources as (the LLM server job's, the client service job's).
+
+    The client's are those named client_<resource> (client_slurm_partition,
+    client_cpus_per_task, ...), over the server's account and time limit.
+    """
+    server = {k: v for k, v in resources.items() if not k.startswith(CLIENT_PREFIX)}
+    client = {k: server[k] for k in ("slurm_account", "runtime") if k in server}
+    client.update(
+        {k[len(CLIENT_PREFIX) :]: v for k, v in resources.items() if k.startswith(CLIENT_PREFIX)}
+    )
+    return server, client
+
+
+class Deployment:
+    """One deployment's run: its points, its services and its session record."""
+
+    def __init__(
+        self,
+        cfg: dict,
+        dep: dict,
+        backend: str = "local",
+        resources: dict | None = None,
+        poll_interval_s: float = 10,
+        results: str = "results",
+    ):
+        self.cfg, self.dep, self.backend = cfg, dep, backend
+        self.paths = RunPaths(cfg["run"], results)
+        self.server_resources, self.client_resources = split_resources(resources or {})
+        self.queue = (
+            QueueView(self.paths.slurm_queue, job_name(cfg, ""), poll_interval_s)
+            if backend == "slurm"
+            else None
+        )
+        self.points = sweep.sweep_points(cfg, of=[dep])
+        for point in self.points:
+            point.update(run=cfg["run"], settings=dep["settings"])
+            point["fingerprint"] = fingerprint(cfg, dep, point)
+        self.session: dict = {}
+
+    def todo(self) -> list[dict]:
+        return [p for p in self.points if not finished(self.paths, p, p["fingerprint"])]
+
+    def run(self, held: dict[str, dict], record_path: str) -> dict:
+        """Run the unfinished points (monitoring leases `held`), then write the record.
+        Raises DeploymentFailed, after stopping the services, when a point failed."""
+        todo = self.todo()
+        say(
+            f"{self.dep['label']}: {len(self.points) - len(todo)} of {len(self.points)} "
+            "points finished before"
+        )
+        failed = self.serve(todo, held) if todo else []
+        if failed:
+            raise DeploymentFailed(
+                f"{self.dep['label']}: {len(failed)} point(s) failed: "
+                + "; ".join(failed)
+                + " (the finished points are kept; re-run to retry the others)"
+            )
+        record = self.record()
+        write_json_atomic(record_path, record)
+        return record
+
+    def record(self) -> dict:
+        """The deployment record (RunPaths.deployment_record): what it is and each session
+        of its server."""
+        folder = self.paths.deployment_sessions(self.dep["slug"])
+        sessions = sorted(
+            (read_json(p) for p in folder.glob("*.json")),
+            key=lambda s: s["server"].get("started_at") or 0,
+        )
+        return {
+            **{k: self.dep[k] for k in ("slug", "engine", "model", "gpus", "settings", "label")},
+            "points": [p["load"] for p in self.points],
+            "sessions": sessions,
+        }
+
+    # -- one session of the server ----------------------------------------------------------
+    def serve(self, todo: list[dict], held: dict[str, dict]) -> list[str]:
+        """Start the services, run `todo` back to back, stop the services; return what
+        failed."""
+        devices = self.claim_gpus()
+        self.session = {"server": {"requested_at": time.time()}, "points": []}
+        self.save_session()
+        try:
+            llm = self.start("llm_server", devices=devices)
+            client = self.start("client_service", llm_url=llm["url"])
+            return self.run_points(todo, {**held, "llm_server": llm, "client_service": client})
+        finally:
+            self.stop_services()
+            if devices is not None:
+                gpus.release(self.paths.gpu_claims)
+
+    def claim_gpus(self) -> list[str] | None:
+        """Locally, the GPUs this deployment's server may use, claimed for it alone (unless
+        share_gpus); None on SLURM, where the job gets its own."""
+        if self.backend == "slurm" or self.dep["engine"] == "openai":
+            return None
+        count = self.dep["gpus"]
+        if count is None:
+            count = 1 if gpus.visible() else 0
+        claimed = gpus.claim(self.paths.gpu_claims, count, share=self.cfg["share_gpus"])
+        if claimed:
+            say(f"{self.dep['label']}: GPUs {','.join(claimed)}")
+        return claimed
+
+    def start(self, service: str, llm_url: str | None = None, devices=None) -> dict:
+        resources = self.server_resources if service == "llm_server" else self.client_resources
+        lease = acquire(
+            self.cfg,
+            service,
+            dep=self.dep,
+            llm_url=llm_url,
+            results=str(self.paths.root.parent),
+            backend=self.backend,
+            resources=resources,
+            queue=self.queue,
+            devices=devices,
+        )
+        if service == "llm_server":
+            inst = Controller(self.paths).instance(lease["key"]) or {}
+            self.session["server"].update(
+                key=lease["key"],
+                instance=lease["instance"],
+                job_id=lease.get("job_id"),
+                status=lease["status"],
+                started_at=inst.get("started_at", lease["acquired_at"]),
+                ready_at=lease["acquired_at"],
+                gpus=self.server_gpus(lease),
+            )
+            self.save_session()
+        return lease
+
+    def server_gpus(self, lease: dict) -> int:
+        """The GPUs the server was given (from its spec; none for a server llmsweep does
+        not run)."""
+        try:
+            spec = read_json(self.paths.service_dir(lease["key"]) / "spec.json")
+        except (OSError, ValueError):
+            return 0
+        return int(spec.get("gpus") or 0)
+
+    def run_points(self, todo: list[dict], held: dict[str, dict]) -> list[str]:
+        failed = []
+        for i, point in enumerate(todo):
+            point["gpus"] = self.session["server"].get("gpus", 0)
+            entry = {"load": point["load"], "started_at": time.time()}
+            try:
+                run_point(
+                    point,
+                    {k: self.cfg[k] for k in SECTIONS},
+                    held,
+                    self.paths.requests(point["deployment"], point["load"]),
+                    self.paths.summary(point["deployment"], point["load"]),
+                )
+                entry["ok"] = True
+            except Exception as exc:  # noqa: BLE001 - a failed point is reported, the next runs
+                entry["ok"] = False
+                failed.append(f"{point['load']}: {exc}")
+                say(f"{self.dep['label']} {point['load']} failed: {exc}")
+            entry["finished_at"] = time.time()
+            self.session["points"].append(entry)
+            self.save_session()
+            if not entry["ok"] and not self.server_answers(held["llm_server"]):
+                failed += [f"{p['load']}: not run, the server stopped" for p in todo[i + 1 :]]
+                break
+        return failed
+
+    def server_answers(self, llm: dict) -> bool:
+        return engine_module(self.dep["engine"]).healthy(llm["url"])
+
+    def stop_services(self) -> None:
+        """Stop the client service and the LLM server of this deployment (not the run's
+        Pushgateway and Prometheus), and note when."""
+        controller = Controller(self.paths, self.runner())
+        for service in ("client_service", "llm_server"):
+            key = f"{service}.{self.dep['slug']}"
+            try:
+                if controller.stop(key):
+                    say(f"stopped {key}")
+            except Exception as exc:  # noqa: BLE001 - the other must still be stopped
+                say(f"could not stop {key}: {exc}")
+        if self.session.get("server"):
+            self.session["server"]["stopped_at"] = time.time()
+            self.save_session()
+
+    def runner(self):
+        if self.backend == "slurm":
+            return SlurmBackend(queue=self.queue)
+        return LocalBackend()
+
+    def save_session(self) -> None:
+        folder = self.paths.deployment_sessions(self.dep["slug"])
+        name = f"{int(self.session['server']['requested_at'] * 1000)}.json"
+        write_json_atomic(folder / name, self.session)
+
+
+def say(text: str) -> None:
+    print(f"llmsweep: {text}", file=sys.stderr, flush=True)
+
+
+def run(cfg: dict, dep: dict, held: dict, record_path: str, **options) -> dict:
+    """Run deployment `dep` (the deployment rule); see Deployment."""
+    try:
+        return Deployment(cfg, dep, **options).run(held, record_path)
+    except ServiceError as exc:
+        raise DeploymentFailed(f"{dep['label']}: {exc}") from None
