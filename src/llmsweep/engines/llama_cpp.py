@@ -17,6 +17,7 @@ PROTOCOL = "openai"
 KEEPS_CONNECTIONS = False  # it closes the connection after each streamed response
 METRICS_PATH = "/metrics"
 TOKENIZES = True
+PLACES = ("binary", "model_files")
 
 # Readiness: /health answers 200 once the model is loaded; then one generation must work.
 healthy_path = "/health"

@@ -16,6 +16,7 @@ PROTOCOL = "ollama"  # its native streaming API, with eval_count and the duratio
 KEEPS_CONNECTIONS = True
 METRICS_PATH = None  # Ollama has no Prometheus endpoint
 TOKENIZES = False
+PLACES = ("binary", "image", "apptainer", "models_dir")
 
 PULL_TIMEOUT_S = 3600
 
