@@ -17,6 +17,15 @@ def test_each_engine_module_has_the_whole_interface(name):
     assert module.METRICS_PATH is None or module.METRICS_PATH.startswith("/")
 
 
+@pytest.mark.parametrize("name", ENGINES)
+def test_places_are_settings_of_the_engine(name):
+    from llmsweep.engines import settings_schema
+
+    places = engine_module(name).PLACES
+    assert isinstance(places, tuple) and places
+    assert set(places) <= set(settings_schema(name)["properties"]), places
+
+
 @pytest.mark.parametrize("name", [n for n in ENGINES if engine_module(n).LAUNCHED])
 def test_launched_engines_give_a_command_with_the_wrappers_placeholders(name, tmp_path):
     cfg = configuration.merged({"engine": name})
@@ -34,8 +43,12 @@ def test_the_load_generator_follows_the_engine_module():
     assert protocols.for_engine("ollama") is protocols.Ollama
     assert protocols.for_engine("llama_cpp") is protocols.OpenAI
     assert protocols.for_engine("openai") is protocols.OpenAI
+    assert protocols.for_engine("vllm") is protocols.OpenAI
+    assert protocols.for_engine("sglang") is protocols.OpenAI
     assert session.keep_alive_for("llama_cpp") is False  # closes after each stream
     assert session.keep_alive_for("openai") is True
+    assert session.keep_alive_for("vllm") is True
+    assert session.keep_alive_for("sglang") is True
     with pytest.raises(ValueError, match="unknown engine"):
         engine_module("tgi")
 

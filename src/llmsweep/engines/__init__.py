@@ -2,15 +2,18 @@
 when it is ready and serving as configured (healthy, ready, verify), which API the load
 generator speaks to it (PROTOCOL), whether it keeps connections open (KEEPS_CONNECTIONS),
 where its Prometheus metrics are (METRICS_PATH), whether it has a tokenizer endpoint
-(TOKENIZES), and what it says of itself (metadata). A new engine is one new module here.
+(TOKENIZES), what it says of itself (metadata), and which of its settings only say where
+the program or model lives (PLACES). A new engine is one new module here.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 from types import ModuleType
 
-ENGINES = ("llama_cpp", "ollama", "openai")
+ENGINES = ("llama_cpp", "ollama", "openai", "vllm", "sglang")
 
 # What every engine module defines (tests/test_engines.py checks it).
 INTERFACE = (
@@ -19,6 +22,10 @@ INTERFACE = (
     "KEEPS_CONNECTIONS",  # keep-alive is safe against it
     "METRICS_PATH",  # its Prometheus endpoint, or None
     "TOKENIZES",  # it answers POST /tokenize (synthetic prompts of N tokens)
+    # Its setting names that say where the program or model lives (binary, image, ...),
+    # not how it serves: deployment folder names leave them out, so moving a binary or an
+    # image keeps a deployment's results.
+    "PLACES",
     "command",  # (settings, model, cpus, gpus) -> (argv, env); LAUNCHED engines only
     "readiness",  # (settings, model, gpus) -> the ready probe's parameters
     "healthy",  # (url) -> bool, cheap
@@ -55,6 +62,35 @@ def settings_errors(name: str, settings: dict) -> list[str]:
         where = ".".join(str(p) for p in error.absolute_path)
         key = f"engines.{name}" + (f".{where}" if where else "")
         out.append(f"{key}: {error.message[:300]}")
+    return out
+
+
+def in_image(settings: dict, binds: list[str], argv: list[str]) -> list[str]:
+    """`argv` run inside the Apptainer image engines.<name>.image, with the node's GPU
+    driver (--nv) and each of `binds` mounted read-only at its own path. The container
+    keeps the caller's environment and home (the Hugging Face cache)."""
+    out = [settings["apptainer"], "exec", "--nv"]
+    for folder in binds:
+        out += ["--bind", f"{folder}:{folder}:ro"]
+    return [*out, os.path.expanduser(settings["image"]), *argv]
+
+
+def model_path(settings: dict, model: str) -> str:
+    """What the engine loads `model` from: its folder in engines.<name>.model_files (made
+    absolute), else the name itself (a Hugging Face repo id, fetched into the cache)."""
+    files = settings["model_files"]
+    if model in files:
+        return str(Path(os.path.expanduser(files[model])).resolve())
+    return model
+
+
+def flag_args(settings: dict, flags: dict[str, str]) -> list[str]:
+    """`--flag value` for each setting in `flags` (setting name -> flag) that is not null;
+    a null setting leaves its flag out, so the engine's own default applies."""
+    out = []
+    for key, flag in flags.items():
+        if settings[key] is not None:
+            out += [flag, str(settings[key])]
     return out
 
 

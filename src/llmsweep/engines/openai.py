@@ -24,10 +24,8 @@ def healthy(url: str) -> bool:
     return http_ok(url + "/v1/models")
 
 
-def ready(url: str, model: str) -> bool:
-    """Ready when the model answers one small completion."""
-    if not healthy(url):
-        return False
+def completes(url: str, model: str) -> bool:
+    """The model answers one small (one-token) completion."""
     status, body = http_json(
         url + "/v1/completions",
         {"model": model, "prompt": "Hello", "max_tokens": 1, "stream": False},
@@ -36,9 +34,20 @@ def ready(url: str, model: str) -> bool:
     return status == 200 and isinstance(body, dict) and bool(body.get("choices"))
 
 
-def metadata(url: str, model: str) -> dict:
-    """The model entry of /v1/models (vLLM adds max_model_len and the weights' root)."""
+def ready(url: str, model: str) -> bool:
+    """Ready when the model answers one small completion."""
+    return healthy(url) and completes(url, model)
+
+
+def model_entry(url: str, model: str) -> dict | None:
+    """The entry of `model` in /v1/models (vLLM and SGLang add max_model_len and the
+    weights' root); None when the server does not list it."""
     status, body = http_json(url + "/v1/models")
     entries = body.get("data", []) if status == 200 and isinstance(body, dict) else []
-    entry = next((m for m in entries if m.get("id") == model), {})
+    return next((m for m in entries if isinstance(m, dict) and m.get("id") == model), None)
+
+
+def metadata(url: str, model: str) -> dict:
+    """The model entry of /v1/models."""
+    entry = model_entry(url, model) or {}
     return {"engine_version": None, "owned_by": entry.get("owned_by"), "root": entry.get("root")}

@@ -1,7 +1,9 @@
 """A minimal OpenAI-compatible streaming server, for load-generator tests and benchmarks.
 
 It streams `max_tokens` one-word chunks with a fixed gap, then usage and [DONE]. It is
-not an LLM: it measures the load generator, never a model.
+not an LLM: it measures the load generator, never a model. Given model cards, it lists
+them in /v1/models and answers 404 for any other model, as vLLM and SGLang do; its counts
+are in app[STATE] for the routes an engine's stand-in adds (tests/fakes).
 
 Usage: python -m llmsweep.loadgen.stub_server --port P [--gap-ms G]
 """
@@ -16,18 +18,61 @@ import time
 
 from aiohttp import web
 
+STATE = web.AppKey("state", dict)
+PROMPT_TOKENS = 7  # what every request is said to hold
 
-def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Application:
-    state = {"in_flight": 0, "peak": 0, "requests": 0, "ttfb_s_sum": 0.0}
+
+def unknown_model(cards: list[dict] | None, body: dict) -> web.Response | None:
+    """The 404 an OpenAI-compatible server gives for a model it does not serve; None when
+    the model is served, or when no cards were given (any model is)."""
+    if cards is None or body.get("model") in {c["id"] for c in cards}:
+        return None
+    error = {
+        "message": f"The model `{body.get('model')}` does not exist.",
+        "type": "NotFoundError",
+        "code": 404,
+    }
+    return web.json_response({"error": error}, status=404)
+
+
+def usage_of(n: int) -> dict:
+    """The usage of a request that generated `n` tokens."""
+    return {
+        "prompt_tokens": PROMPT_TOKENS,
+        "completion_tokens": n,
+        "total_tokens": n + PROMPT_TOKENS,
+    }
+
+
+def count_tokens(state: dict, n: int) -> None:
+    state["prompt_tokens"] += PROMPT_TOKENS
+    state["completion_tokens"] += n
+
+
+def make_app(
+    gap_s: float = 0.0, fail_status: int | None = None, cards: list[dict] | None = None
+) -> web.Application:
+    state = {
+        "in_flight": 0,
+        "peak": 0,
+        "requests": 0,
+        "ttfb_s_sum": 0.0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+    }
 
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         if fail_status:
             return web.json_response({"error": "configured to fail"}, status=fail_status)
+        refused = unknown_model(cards, body)
+        if refused is not None:
+            return refused
         if not body.get("stream"):
             n = int(body.get("max_tokens", 16))
+            count_tokens(state, n)
             text = " ".join(f"w{i}" for i in range(n))
-            usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": n + 7}
+            usage = usage_of(n)
             return web.json_response({"choices": [{"text": text, "index": 0}], "usage": usage})
         arrived = time.perf_counter()
         state["requests"] += 1
@@ -37,6 +82,7 @@ def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Applicat
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
             n = int(body.get("max_tokens", 16))
+            count_tokens(state, n)
             chat = "messages" in body
             for i in range(n):
                 if gap_s:
@@ -45,7 +91,7 @@ def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Applicat
                 await resp.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
                 if i == 0:  # the server's own time to first byte, to tell client overhead
                     state["ttfb_s_sum"] += time.perf_counter() - arrived
-            usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": n + 7}
+            usage = usage_of(n)
             await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode())
             await resp.write(b"\n\ndata: [DONE]\n\n")
             await resp.write_eof()
@@ -54,7 +100,7 @@ def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Applicat
             state["in_flight"] -= 1
 
     async def models(_: web.Request) -> web.Response:
-        return web.json_response({"data": [{"id": "stub"}]})
+        return web.json_response({"object": "list", "data": cards or [{"id": "stub"}]})
 
     async def stats(_: web.Request) -> web.Response:
         return web.json_response(state)
@@ -64,6 +110,7 @@ def make_app(gap_s: float = 0.0, fail_status: int | None = None) -> web.Applicat
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/stats", stats)
+    app[STATE] = state
     return app
 
 
