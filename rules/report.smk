@@ -1,6 +1,6 @@
 rule points_table:
     input:
-        summaries=all_summaries(),
+        records=all_deployment_records(),
     output:
         table=report(
             report_file("points.csv"),
@@ -8,6 +8,11 @@ rule points_table:
             category="Tables",
         ),
         parquet=report_file("points.parquet"),
+        deployments=report(
+            report_file("deployments.csv"),
+            caption="../report/deployments.rst",
+            category="Tables",
+        ),
         metadata=report(
             report_file("metadata.json"),
             caption="../report/metadata.rst",
@@ -18,37 +23,39 @@ rule points_table:
     conda:
         "../envs/llmsweep.yaml"
     params:
+        summaries=all_summaries(),
         run_dir=run_dir_of_table,
         config=config,
     message:
-        "Tidy table of all points and the run's metadata"
+        "Tidy tables of all points and deployments, and the run's metadata"
     script:
         "../scripts/points_table.py"
 
 
 rule point_plot:
     input:
-        requests=str(PATHS.requests("{model}", "{load}")),
+        record=deployment_record,
     output:
         plot=report(
-            str(PATHS.point_plot("{model}", "{load}")),
+            str(PATHS.point_plot("{deployment}", "{load}")),
             caption="../report/distributions.rst",
-            category="{model}",
+            category="{deployment}",
             labels={
-                "model": "{model}",
+                "deployment": "{deployment}",
                 "load": "{load}",
                 "figure": "distributions",
             },
         ),
     log:
-        log_file("report", "point_plot", "{model}", "{load}"),
+        log_file("report", "point_plot", "{deployment}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     params:
-        model=model_of,
+        requests=requests_of,
+        label=deployment_label,
         describe=describe,
     message:
-        "TTFT and ITL distributions of {params.model} {params.describe}"
+        "TTFT and ITL distributions of {params.label} {params.describe}"
     script:
         "../scripts/point_plot.py"
 
@@ -56,6 +63,7 @@ rule point_plot:
 rule report:
     input:
         table=rules.points_table.output.table,
+        deployments=rules.points_table.output.deployments,
         metadata=rules.points_table.output.metadata,
         point_plots=all_point_plots(),
     output:
@@ -76,6 +84,12 @@ rule report:
             caption="../report/throughput_latency.rst",
             category="Sweep",
             labels={"figure": "throughput vs latency"},
+        ),
+        pareto=report(
+            report_file("pareto.png"),
+            caption="../report/pareto.rst",
+            category="Sweep",
+            labels={"figure": "per user vs per GPU"},
         ),
         errors=report(
             report_file("errors.png"),
