@@ -8,6 +8,11 @@ rule points_table:
             category="Tables",
         ),
         parquet=report_file("points.parquet"),
+        deployments=report(
+            report_file("deployments.csv"),
+            caption="../report/deployments.rst",
+            category="Tables",
+        ),
         metadata=report(
             report_file("metadata.json"),
             caption="../report/metadata.rst",
@@ -18,11 +23,11 @@ rule points_table:
     conda:
         "../envs/llmsweep.yaml"
     params:
+        summaries=all_summaries(),
         run_dir=run_dir_of_table,
         config=config,
-        summaries=all_summaries(),
     message:
-        "Tidy table of all points and the run's metadata"
+        "Tidy tables of all points and deployments, and the run's metadata"
     script:
         "../scripts/points_table.py"
 
@@ -58,6 +63,7 @@ rule point_plot:
 rule report:
     input:
         table=rules.points_table.output.table,
+        deployments=rules.points_table.output.deployments,
         metadata=rules.points_table.output.metadata,
         point_plots=all_point_plots(),
     output:
@@ -78,6 +84,12 @@ rule report:
             caption="../report/throughput_latency.rst",
             category="Sweep",
             labels={"figure": "throughput vs latency"},
+        ),
+        pareto=report(
+            report_file("pareto.png"),
+            caption="../report/pareto.rst",
+            category="Sweep",
+            labels={"figure": "per user vs per GPU"},
         ),
         errors=report(
             report_file("errors.png"),

@@ -9,4 +9,5 @@ from llmsweep.report.plots import distributions  # noqa: E402
 
 sm = snakemake  # noqa: F821
 title = f"{sm.params.label} {sm.params.describe}"
+# requests.jsonl is no rule's output (the deployment record, its input, is): a param.
 distributions(read_records(sm.params.requests), sm.output.plot, title)

@@ -1,4 +1,5 @@
-"""points_table rule: one tidy row per point, and the run's metadata."""
+"""points_table rule: one tidy row per point, one row per deployment (the GPU time its
+server held), and the run's metadata."""
 
 import sys
 
@@ -6,12 +7,15 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 
 from pathlib import Path  # noqa: E402
 
-from llmsweep.report import metadata  # noqa: E402
+from llmsweep.report import deployments, metadata  # noqa: E402
 from llmsweep.report.table import write_table  # noqa: E402
 from llmsweep.util import read_json, write_json_atomic  # noqa: E402
 
 sm = snakemake  # noqa: F821
-write_table(sm.params.summaries, sm.output.table, sm.output.parquet)
-summaries = [read_json(p) for p in sm.params.summaries]
-meta = metadata.collect(dict(sm.params.config), summaries, Path(sm.params.run_dir))
+# Summaries are no rule's output (the deployment records are): they come as a param.
+summary_paths = list(sm.params.summaries)
+write_table(summary_paths, sm.output.table, sm.output.parquet)
+deps = deployments.write(list(sm.input.records), sm.output.deployments)
+summaries = [read_json(p) for p in summary_paths]
+meta = metadata.collect(dict(sm.params.config), summaries, Path(sm.params.run_dir), deps)
 write_json_atomic(sm.output.metadata, meta)

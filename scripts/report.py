@@ -4,11 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 
-from llmsweep.report.page import build_report  # noqa: E402
+from llmsweep.report.page import PLOTS, build_report  # noqa: E402
 
 sm = snakemake  # noqa: F821
-outputs = {
-    k: sm.output[k]
-    for k in ("throughput", "latency", "throughput_latency", "errors", "data", "page")
-}
-build_report(sm.input.table, sm.input.metadata, list(sm.input.point_plots), outputs, sm.params.run)
+inputs = {k: sm.input[k] for k in ("table", "deployments", "metadata")}
+outputs = {k: sm.output[k] for k in (*PLOTS, "data", "page")}
+build_report(inputs, list(sm.input.point_plots), outputs, sm.params.run)

@@ -1,5 +1,8 @@
-"""The report of a real run: every plot and table, values that match the tidy table,
-the page rendered in headless Chromium, snakemake --report, and run comparison."""
+"""The report. Of a real run (e2e): every plot and table, values that match the tidy table,
+the page rendered in headless Chromium, snakemake --report, and run comparison. Of a
+synthetic run of three deployments (summaries and deployment records written here): the
+deployments' GPU time, the Pareto frontier, old summaries, the errors plot without
+failures, milliseconds on the page, and the page's tables inside the browser's width."""
 
 import json
 import shutil
@@ -10,11 +13,20 @@ import pandas as pd
 import pytest
 
 from helpers import chromium, collect_errors, snakemake, write_config
+from llmsweep.loadgen.stats import summarize
+from llmsweep.paths import RunPaths, model_slug
+from llmsweep.report import deployments, metadata, plots
+from llmsweep.report.compare import compare
 from llmsweep.report.knee import knee
-from llmsweep.util import read_json
+from llmsweep.report.page import PLOTS, build_report
+from llmsweep.report.pareto import frontier
+from llmsweep.report.table import table, write_table
+from llmsweep.util import read_json, write_json_atomic
 
-pytestmark = pytest.mark.e2e
 CLIENTS = (1, 2, 3)
+# The run-level plots on the page (throughput, latency, throughput_latency, pareto, errors).
+RUN_PLOTS = 5
+e2e = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +38,19 @@ def run_dir(tmp_path_factory):
     return workdir / "results" / "t"
 
 
+@e2e
 def test_every_plot_and_table_for_every_point(run_dir):
     report = run_dir / "report"
     for name in (
         "throughput.png",
         "latency.png",
         "throughput_latency.png",
+        "pareto.png",
         "errors.png",
         "index.html",
         "points.csv",
         "points.parquet",
+        "deployments.csv",
         "metadata.json",
     ):
         assert (report / name).stat().st_size > 0, name
@@ -49,10 +64,11 @@ def test_every_plot_and_table_for_every_point(run_dir):
         df.astype(object).fillna(""), pq.astype(object).fillna(""), check_dtype=False
     )
     page = (report / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 + len(CLIENTS)
+    assert page.count("data:image/png;base64,") == RUN_PLOTS + len(CLIENTS)
     assert "Knee" in page and "from=" in page and "No request failed." in page
 
 
+@e2e
 def test_plotted_values_equal_the_tidy_table(run_dir):
     df = pd.read_csv(run_dir / "report" / "points.csv").set_index("clients")
     data = read_json(run_dir / "report" / "plot-data.json")
@@ -68,6 +84,7 @@ def test_plotted_values_equal_the_tidy_table(run_dir):
     assert df.loc[2, "e2e_p50_s"] == pytest.approx(summary["e2e_s"]["p50"])
 
 
+@e2e
 def test_metadata_says_what_ran(run_dir):
     meta = read_json(run_dir / "report" / "metadata.json")
     assert meta["config"]["sweep"]["clients"] == list(CLIENTS)
@@ -80,8 +97,14 @@ def test_metadata_says_what_ran(run_dir):
     llm = roles["llm_server"]
     assert llm["instances_started"] == 1 and llm["times_reused"] == len(CLIENTS) - 1
     assert meta["started_at"] < meta["finished_at"]
+    deployments = pd.read_csv(run_dir / "report" / "deployments.csv")
+    assert list(deployments["deployment"]) == ["gemma3-270m"]
+    assert deployments.loc[0, "gpus"] == 0 and deployments.loc[0, "gpu_hours"] == 0
+    assert 0 < deployments.loc[0, "share_in_points"] <= 1
+    assert meta["gpu_time"]["server_hours"] == pytest.approx(deployments["server_hours"].sum())
 
 
+@e2e
 def test_page_renders_in_headless_chromium(run_dir, artifacts):
     from playwright.sync_api import sync_playwright
 
@@ -97,12 +120,13 @@ def test_page_renders_in_headless_chromium(run_dir, artifacts):
         shot = artifacts / "report-page.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
-    assert len(images) == 4 + len(CLIENTS)
+    assert len(images) == RUN_PLOTS + len(CLIENTS)
     assert all(done and width > 100 for done, width, _ in images), images
     assert not errors, errors
     assert shot.stat().st_size > 10000
 
 
+@e2e
 def test_snakemake_report_registers_every_item(run_dir, tmp_path):
     workdir = run_dir.parent.parent
     out = workdir / "snakemake-report.zip"
@@ -115,8 +139,10 @@ def test_snakemake_report_registers_every_item(run_dir, tmp_path):
         "throughput.png",
         "latency.png",
         "throughput_latency.png",
+        "pareto.png",
         "errors.png",
         "points.csv",
+        "deployments.csv",
         "metadata.json",
         "index.html",
     ):
@@ -130,12 +156,14 @@ def cli(*args):
     )
 
 
+@e2e
 def test_compare_with_itself_reports_no_change(run_dir):
     proc = cli("--results", str(run_dir.parent), "compare", "t", "t")
     assert proc.returncode == 0, proc.stderr
     assert "no change in any figure" in proc.stdout and "0 regression(s)" in proc.stdout
 
 
+@e2e
 def test_compare_reports_exactly_the_altered_figures(run_dir, tmp_path):
     other = tmp_path / "results"
     shutil.copytree(run_dir, other / "slower", ignore=shutil.ignore_patterns("prometheus-data"))
@@ -163,6 +191,7 @@ def test_compare_reports_exactly_the_altered_figures(run_dir, tmp_path):
     assert (other / "slower" / "report" / "compare" / "t-vs-slower.html").exists()
 
 
+@e2e
 def test_a_run_with_failed_requests_still_reports_them(tmp_path):
     # A 50 ms limit per request: the server stays healthy, requests time out.
     write_config(
@@ -181,21 +210,364 @@ def test_a_run_with_failed_requests_still_reports_them(tmp_path):
     assert data["errors"]["by_kind"] == {"timeout": [4]}
 
 
+@e2e
 def test_open_loop_points_get_their_own_series_and_knee(run_dir, tmp_path):
     """A sweep of rates beside client counts: the open-loop rows are plotted against their
     rate and the page states their knee in requests/s."""
-    from llmsweep.report.page import build_report
-
     df = pd.read_csv(run_dir / "report" / "points.csv")
     rates = df.copy()
     rates["pattern"], rates["rate"], rates["load"] = "open", [1.0, 2.0, 4.0], ["r1", "r2", "r4"]
     rates["output_token_throughput_tps"] = [10.0, 20.0, 20.5]  # flat after 2 requests/s
     table = tmp_path / "points.csv"
     pd.concat([df, rates]).to_csv(table, index=False)
-    names = ("throughput", "latency", "throughput_latency", "errors")
-    out = {n: str(tmp_path / f"{n}.png") for n in names}
+    out = {n: str(tmp_path / f"{n}.png") for n in PLOTS}
     out |= {"data": str(tmp_path / "data.json"), "page": str(tmp_path / "index.html")}
-    data = build_report(str(table), str(run_dir / "report" / "metadata.json"), [], out, "t")
+    report = run_dir / "report"
+    inputs = {
+        "table": str(table),
+        "deployments": str(report / "deployments.csv"),
+        "metadata": str(report / "metadata.json"),
+    }
+    data = build_report(inputs, [], out, "t")
     series = data["throughput"]["gemma3-270m (open loop)"]
     assert series["rate"] == [1.0, 2.0, 4.0] and series["knee_rate"] == 2.0
     assert "gemma3-270m (open loop): 2 requests/s" in (tmp_path / "index.html").read_text()
+
+
+# A synthetic run: three deployments of two points each, every request of a point sent at
+# once, 11 output tokens each, TTFT 0.1 s, then one token every `tpot` seconds. So a point's
+# window is its E2E (0.1 + 10 tpot), its output tokens/s clients * 11 / E2E, and its output
+# tokens/s per user 1 / tpot.
+TOKENS, TTFT = 11, 0.1
+GEMMA, QWEN = "gemma3-270m", "Qwen/Qwen3-0.6B"
+DEPLOYMENTS = {
+    "gemma3-270m_parallel-1": {
+        "engine": "llama_cpp",
+        "model": GEMMA,
+        "gpus": 0,
+        "settings": {"parallel": 1, "ctx_size": 4096},
+        "tpot": {"c1": 0.010, "c2": 0.020},
+        # started, ready, stopped; each point's (started, finished)
+        "sessions": [((1000, 1010, 1100), {"c1": (1012, 1032), "c2": (1035, 1075)})],
+    },
+    "gemma3-270m_parallel-4": {
+        "engine": "llama_cpp",
+        "model": GEMMA,
+        "gpus": 0,
+        "settings": {"parallel": 4, "ctx_size": 4096},
+        "tpot": {"c1": 0.012, "c2": 0.015},
+        # resumed: the server was started twice
+        "sessions": [
+            ((2000, 2020, 2050), {"c1": (2025, 2045)}),
+            ((3000, 3010, 3040), {"c2": (3012, 3032)}),
+        ],
+    },
+    "qwen3-0.6b_tp-2": {
+        "engine": "vllm",
+        "model": QWEN,
+        "gpus": 2,
+        "settings": {"max_num_seqs": 64, "tensor_parallel_size": 2},
+        "tpot": {"c1": 0.005, "c2": 0.008},
+        "sessions": [((0, 600, 4200), {"c1": (700, 1600), "c2": (1700, 3400)})],
+    },
+}
+# (per user, per GPU) of each point, by hand: per GPU is per server for the CPU servers.
+#   parallel-1 c1 (100, 55)   c2 (50, 73.3)    parallel-4 c1 (83.3, 50)   c2 (66.7, 88)
+#   tp-2       c1 (200, 36.7) c2 (125, 61.1)
+# parallel-1 c1 is beaten on both by tp-2 c2, parallel-1 c2 by parallel-4 c2, parallel-4 c1
+# by parallel-1 c1.
+FRONTIER = {("qwen3-0.6b_tp-2", "c1"), ("qwen3-0.6b_tp-2", "c2"), ("gemma3-270m_parallel-4", "c2")}
+
+
+def synthetic_records(clients: int, tpot: float, t0: float = 100.0) -> list[dict]:
+    e2e = TTFT + (TOKENS - 1) * tpot
+    record = {
+        "start": t0,
+        "ok": True,
+        "error_kind": None,
+        "ttft_s": TTFT,
+        "tpot_s": tpot,
+        "e2e_s": e2e,
+        "itl_s": [tpot] * (TOKENS - 1),
+        "output_tokens": TOKENS,
+        "input_tokens": 20,
+        "output_tokens_source": "usage",
+    }
+    return [dict(record) for _ in range(clients)]
+
+
+def synthetic_summary(model: str, load: str, tpot: float, **point_fields) -> dict:
+    """A summary as the benchmark writes it (stats.summarize of the records, then the
+    point section); `point_fields` adds deployment, settings, gpus or server."""
+    clients = int(load[1:])
+    summary = summarize(synthetic_records(clients, tpot))
+    summary["point"] = {
+        "run": "syn",
+        "model": model,
+        "engine": "llama_cpp",
+        "load": load,
+        "pattern": "closed",
+        "clients": clients,
+        "rate": None,
+        "repeat": 0,
+        "requests_per_client": 1,
+        "peak_in_flight": clients,
+        "client_service": {"url": "http://c", "status": "started", "instance": "i"},
+        "llm_server": {"url": "http://s", "status": "started", "instance": "i", "job_id": None},
+        "started_at": 100.0,
+        "finished_at": 101.0,
+        **point_fields,
+    }
+    summary["client"] = {"cpu_share": 0.1, "loop_lag_p99_s": 0.001, "saturated": False}
+    return summary
+
+
+def deployment_record(slug: str, d: dict) -> dict:
+    """The deployment record of one of DEPLOYMENTS, as the workflow writes it."""
+    sessions = [
+        {
+            "server": {
+                "key": f"llm_server.{slug}",
+                "instance": f"i{i}",
+                "job_id": None,
+                "started_at": started,
+                "ready_at": ready,
+                "stopped_at": stopped,
+            },
+            "points": [
+                {"load": load, "started_at": a, "finished_at": b, "ok": True}
+                for load, (a, b) in windows.items()
+            ],
+        }
+        for i, ((started, ready, stopped), windows) in enumerate(d["sessions"])
+    ]
+    keys = ("engine", "model", "gpus", "settings")
+    return {
+        "slug": slug,
+        **{k: d[k] for k in keys},
+        "points": list(d["tpot"]),
+        "sessions": sessions,
+    }
+
+
+def write_deployment(paths: RunPaths, slug: str, d: dict) -> None:
+    """One deployment of a synthetic run: its record and its points' summaries."""
+    write_json_atomic(paths.deployment_record(slug), deployment_record(slug, d))
+    for load, tpot in d["tpot"].items():
+        fields = {"deployment": slug, "settings": d["settings"], "gpus": d["gpus"]}
+        summary = synthetic_summary(d["model"], load, tpot, **fields)
+        summary["point"]["engine"] = d["engine"]
+        write_json_atomic(paths.summary(slug, load), summary)
+
+
+@pytest.fixture()
+def synthetic_run(tmp_path) -> RunPaths:
+    """results/syn of DEPLOYMENTS, its report folder's tables written."""
+    paths = RunPaths("syn", tmp_path / "results")
+    for slug, d in DEPLOYMENTS.items():
+        write_deployment(paths, slug, d)
+    write_report_tables(paths)
+    return paths
+
+
+def write_report_tables(paths: RunPaths) -> None:
+    """What the points_table rule writes, from the run's summaries and records."""
+    paths.report.mkdir(parents=True, exist_ok=True)
+    summaries = [str(p) for p in paths.summaries()]
+    records = [str(paths.deployment_record(p.name)) for p in sorted(paths.bench.iterdir())]
+    write_table(summaries, str(paths.report_file("points.csv")))
+    deps = deployments.write(records, str(paths.report_file("deployments.csv")))
+    meta = metadata.collect({"run": paths.run}, [read_json(p) for p in summaries], paths.root, deps)
+    write_json_atomic(paths.metadata, meta)
+
+
+def build_synthetic_report(paths: RunPaths) -> dict:
+    """The report rule on a synthetic run: its plotted values."""
+    out = {n: str(paths.report_file(f"{n}.png")) for n in PLOTS}
+    out |= {"data": str(paths.report_file("plot-data.json")), "page": str(paths.report_page)}
+    inputs = {
+        "table": str(paths.report_file("points.csv")),
+        "deployments": str(paths.report_file("deployments.csv")),
+        "metadata": str(paths.metadata),
+    }
+    return build_report(inputs, [], out, paths.run)
+
+
+def test_deployments_table_accounts_each_servers_time(synthetic_run):
+    df = pd.read_csv(synthetic_run.report_file("deployments.csv")).set_index("deployment")
+    assert list(df.index) == sorted(DEPLOYMENTS)
+    one, four, tp2 = (df.loc[s] for s in sorted(DEPLOYMENTS))
+    # parallel-1: one session of 100 s, 10 s start-up, points 20 s + 40 s.
+    assert (one["sessions"], one["wall_s"], one["startup_s"]) == (1, 100, 10)
+    assert one["in_points_s"] == 60 and one["idle_s"] == 30
+    assert one["share_in_points"] == pytest.approx(60 / 90)
+    assert one["gpu_hours"] == 0 and one["server_hours"] == pytest.approx(100 / 3600)
+    # parallel-4, resumed: two sessions (50 s + 40 s wall, 20 s + 10 s start-up, 20 s +
+    # 20 s in points).
+    assert (four["sessions"], four["wall_s"], four["startup_s"]) == (2, 90, 30)
+    assert four["share_in_points"] == pytest.approx(40 / 60)
+    # tp-2 on 2 GPUs for 4200 s.
+    assert tp2["gpu_hours"] == pytest.approx(4200 * 2 / 3600)
+    assert tp2["share_in_points"] == pytest.approx(2600 / 3600)
+    assert tp2["setting_max_num_seqs"] == 64 and pd.isna(one["setting_max_num_seqs"])
+    assert one["setting_parallel"] == 1 and four["points"] == 2 and four["loads"] == "c1;c2"
+    gpu_time = read_json(synthetic_run.metadata)["gpu_time"]
+    assert gpu_time["gpu_hours"] == pytest.approx(4200 * 2 / 3600)
+    assert gpu_time["server_hours"] == pytest.approx((100 + 90 + 4200) / 3600)
+    assert gpu_time["deployments"] == 3 and gpu_time["sessions"] == 4
+
+
+def test_a_server_that_never_became_ready_or_never_ran_costs_what_it_held():
+    accounting = deployments.accounting
+    never_ready = {
+        "gpus": 1,
+        "sessions": [{"server": {"started_at": 0, "ready_at": None, "stopped_at": 360}}],
+    }
+    held = accounting(never_ready)
+    assert held["startup_s"] == 360 and held["gpu_hours"] == pytest.approx(0.1)
+    assert pd.isna(held["share_in_points"])
+    idle = accounting({"gpus": 4, "sessions": []})  # its points were finished before
+    assert idle["wall_s"] == 0 and idle["gpu_hours"] == 0 and idle["sessions"] == 0
+
+
+def test_points_table_groups_by_deployment_with_its_settings(synthetic_run):
+    df = pd.read_csv(synthetic_run.report_file("points.csv"))
+    assert list(zip(df["deployment"], df["load"], strict=True)) == [
+        (s, load) for s in sorted(DEPLOYMENTS) for load in ("c1", "c2")
+    ]
+    tp2 = df[df["deployment"] == "qwen3-0.6b_tp-2"]
+    assert set(tp2["gpus"]) == {2} and set(tp2["setting_tensor_parallel_size"]) == {2}
+    assert set(df[df["model"] == GEMMA]["setting_parallel"]) == {1, 4}
+    row = df.iloc[0]  # parallel-1 c1: 11 tokens in 0.2 s
+    assert row["output_token_throughput_tps"] == pytest.approx(TOKENS / (TTFT + 10 * 0.01))
+    assert row["tpot_mean_s"] == pytest.approx(0.01)
+
+
+def test_pareto_marks_the_frontier_and_not_a_dominated_point(synthetic_run):
+    data = build_synthetic_report(synthetic_run)
+    assert data == read_json(synthetic_run.report_file("plot-data.json"))
+    pareto = data["pareto"]
+    points = {(p["deployment"], p["load"]): p for p in pareto["points"]}
+    assert len(points) == 6
+    assert {k for k, p in points.items() if p["frontier"]} == FRONTIER
+    dominated = points[("gemma3-270m_parallel-1", "c1")]  # beaten by tp-2 c2 on both
+    assert not dominated["frontier"]
+    assert dominated["per_user_tps"] == pytest.approx(100)
+    assert dominated["per_gpu_tps"] == pytest.approx(55)  # CPU: per server
+    tp2 = points[("qwen3-0.6b_tp-2", "c2")]
+    assert tp2["per_gpu_tps"] == pytest.approx(2 * TOKENS / (TTFT + 10 * 0.008) / 2)
+    assert tp2["per_user_tps"] == pytest.approx(125)
+    assert pareto["y"] == "output tokens/s per GPU (per server for CPU servers)"
+    assert synthetic_run.report_file("pareto.png").stat().st_size > 0
+
+
+def test_frontier_keeps_ties_and_drops_points_beaten_on_both():
+    x, y = [1, 2, 3, 2, 3], [3, 2, 1, 1, 1]
+    # (2, 1) is beaten by (2, 2); the two (3, 1) tie and neither is beaten.
+    assert frontier(x, y) == [True, True, True, False, True]
+
+
+def test_plots_name_deployments_and_give_their_settings(synthetic_run):
+    data = build_synthetic_report(synthetic_run)
+    # gemma3-270m has two deployments: series are named by deployment.
+    assert set(data["throughput"]) == set(DEPLOYMENTS)
+    assert data["deployments"]["gemma3-270m_parallel-4"]["settings"] == "ctx_size=4096, parallel=4"
+    assert data["deployments"]["qwen3-0.6b_tp-2"]["gpus"] == 2
+    tp2 = data["latency"]["qwen3-0.6b_tp-2"]
+    assert tp2["ttft_p50_s"] == pytest.approx([TTFT, TTFT])  # values in the table's seconds
+
+
+def test_one_deployment_per_model_names_series_by_model(tmp_path):
+    paths = RunPaths("syn", tmp_path / "results")
+    for slug in ("gemma3-270m_parallel-1", "qwen3-0.6b_tp-2"):
+        write_deployment(paths, slug, DEPLOYMENTS[slug])
+    df = table([str(p) for p in paths.summaries()])
+    assert plots.labels(df) == {"gemma3-270m_parallel-1": GEMMA, "qwen3-0.6b_tp-2": QWEN}
+
+
+def test_old_summaries_without_deployments_still_give_a_table(tmp_path):
+    paths = RunPaths("old", tmp_path / "results")
+    on_gpu = {"gpu": {"gpus": 1, "models": ["H100"]}}
+    for model, server in (("llama3.2:1b", on_gpu), (GEMMA, {})):
+        for load in ("c1", "c2"):
+            summary = synthetic_summary(model, load, 0.01, server=server)
+            write_json_atomic(paths.summary(model_slug(model), load), summary)
+    df = table([str(p) for p in paths.summaries()])
+    old_slug = model_slug("llama3.2:1b")
+    assert list(df["deployment"]) == [GEMMA, GEMMA, old_slug, old_slug]
+    assert list(df["gpus"]) == [0, 0, 1, 1]
+    assert not [c for c in df.columns if c.startswith("setting_")]
+    # A table from before the deployment column matches a new one by model and load.
+    older = df.drop(columns=["deployment"])
+    slower = df.assign(output_token_throughput_tps=df["output_token_throughput_tps"] / 2)
+    diff = compare(older, slower, 0.1)
+    assert list(diff.columns[:2]) == ["model", "load"]
+    assert len(diff[diff["metric"] == "output_token_throughput_tps"]) == 4
+
+
+def test_compare_matches_points_by_deployment(synthetic_run):
+    df = table([str(p) for p in synthetic_run.summaries()])
+    # Two deployments of one model: matching by model would pair the wrong points.
+    other = df.copy()
+    faster = other["deployment"] == "gemma3-270m_parallel-4"
+    other.loc[faster, "output_token_throughput_tps"] *= 2
+    diff = compare(df, other, 0.1)
+    assert list(diff.columns[:2]) == ["deployment", "load"]
+    assert set(diff["deployment"]) == {"gemma3-270m_parallel-4"} and len(diff) == 2
+    assert set(diff["verdict"]) == {"improvement"}
+
+
+def test_errors_plot_is_drawn_with_no_failed_request(synthetic_run):
+    data = build_synthetic_report(synthetic_run)["errors"]
+    assert data["note"] == "no failed requests" and data["by_kind"] == {}
+    assert data["failed"] == [0] * 6 and len(data["points"]) == 6
+    assert data["points"][0] == "gemma3-270m_parallel-1 c1"
+    assert synthetic_run.report_file("errors.png").stat().st_size > 5000
+
+
+def test_page_shows_latencies_in_ms_and_the_gpu_time(synthetic_run):
+    build_synthetic_report(synthetic_run)
+    page = synthetic_run.report_page.read_text()
+    for header in ("TTFT p50 ms", "ITL p50 ms", "E2E p99 ms"):
+        assert f"<th>{header}</th>" in page, header
+    assert "TTFT p50 s" not in page and "E2E p99 s" not in page
+    assert "<td>100</td>" in page  # TTFT p50 of every point: 0.1 s
+    assert "<th>GPU-hours</th>" in page and "2.333 GPU-hours" in page
+    assert "ctx_size=4096, parallel=4" in page
+    assert page.count("data:image/png;base64,") == RUN_PLOTS
+
+
+def test_page_tables_fit_the_browser_width(synthetic_run, tmp_path, artifacts):
+    """Many deployments with long names: the page itself never scrolls sideways; a table
+    wider than the page scrolls inside its own box."""
+    pytest.importorskip("playwright.sync_api")
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (bin/install --test)")
+    from playwright.sync_api import sync_playwright
+
+    for i in range(6):  # long slugs make wide tables
+        slug = f"gemma3-270m_parallel-{i}_ctx-size-4096_batch-size-2048_flash-attn-on"
+        d = DEPLOYMENTS["gemma3-270m_parallel-1"]
+        write_deployment(synthetic_run, slug, d | {"settings": {"parallel": i, "x" * 40: 1}})
+    write_report_tables(synthetic_run)
+    build_synthetic_report(synthetic_run)
+    width = 1024
+    errors = []
+    with sync_playwright() as p:
+        browser = chromium(p)
+        page = browser.new_page(viewport={"width": width, "height": 800})
+        collect_errors(page, errors)
+        page.goto(synthetic_run.report_page.as_uri())
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        boxes = page.evaluate(
+            "Array.from(document.querySelectorAll('.table-box')).map(b => {"
+            " const r = b.getBoundingClientRect();"
+            " return [r.right, b.scrollWidth, b.clientWidth]; })"
+        )
+        page.screenshot(path=str(artifacts / "report-page-synthetic.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
+    assert page_width <= width, page_width
+    assert boxes and all(right <= width for right, _, _ in boxes), boxes
+    # The points table is wider than the page here: it scrolls inside its box.
+    assert any(scroll > client for _, scroll, client in boxes), boxes

@@ -1,4 +1,8 @@
-"""Compare two runs point by point: what got faster or slower, and by how much."""
+"""Compare two runs point by point: what got faster or slower, and by how much.
+
+Points match by deployment and load; a table from before deployments (no deployment
+column) matches by model and load. Summaries without a deployment name their model's slug
+as one (report.deployments), so an old run still matches a new run of a plain model list."""
 
 from __future__ import annotations
 
@@ -23,7 +27,14 @@ METRICS = {
     "e2e_p99_s": False,
     "failed": False,
 }
-KEYS = ["model", "load"]
+KEYS = ["deployment", "load"]
+OLD_KEYS = ["model", "load"]
+
+
+def keys(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """The columns that identify a point in both tables."""
+    named = all("deployment" in t.columns and t["deployment"].notna().all() for t in (a, b))
+    return KEYS if named else OLD_KEYS
 
 
 def load_run(run_dir: Path) -> pd.DataFrame:
@@ -34,8 +45,10 @@ def load_run(run_dir: Path) -> pd.DataFrame:
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """One row per point and figure that changed; `verdict` flags changes beyond threshold."""
-    joined = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
+    """One row per point and figure that changed; `verdict` flags changes beyond threshold.
+    The first two columns name the point (keys())."""
+    on = keys(a, b)
+    joined = a.merge(b, on=on, suffixes=("_a", "_b"))
     rows = []
     for _, r in joined.iterrows():
         for metric, higher_better in METRICS.items():
@@ -47,16 +60,17 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float) -> pd.DataFrame:
             verdict = ""
             if abs(change) > threshold:
                 verdict = "REGRESSION" if worse else "improvement"
-            keys = {k: r[k] for k in KEYS}
+            point = {k: r[k] for k in on}
             rows.append(
-                {**keys, "metric": metric, "a": va, "b": vb, "change": change, "verdict": verdict}
+                {**point, "metric": metric, "a": va, "b": vb, "change": change, "verdict": verdict}
             )
-    return pd.DataFrame(rows, columns=KEYS + ["metric", "a", "b", "change", "verdict"])
+    return pd.DataFrame(rows, columns=on + ["metric", "a", "b", "change", "verdict"])
 
 
 def unmatched(a: pd.DataFrame, b: pd.DataFrame) -> tuple[list, list]:
-    ka = set(map(tuple, a[KEYS].values.tolist()))
-    kb = set(map(tuple, b[KEYS].values.tolist()))
+    on = keys(a, b)
+    ka = set(map(tuple, a[on].values.tolist()))
+    kb = set(map(tuple, b[on].values.tolist()))
     return sorted(ka - kb), sorted(kb - ka)
 
 
@@ -69,7 +83,7 @@ def text_summary(
     for _, r in diff.iterrows():
         flag = f"  {r['verdict']}" if r["verdict"] else ""
         lines.append(
-            f"{r['model']} {r['load']} {r['metric']}: "
+            f"{r.iloc[0]} {r['load']} {r['metric']}: "
             f"{r['a']:.6g} -> {r['b']:.6g} ({r['change']:+.1%}){flag}"
         )
     for label, keys in (("only in " + name_a, only[0]), ("only in " + name_b, only[1])):

@@ -1,4 +1,5 @@
-"""What ran: config, services (started or reused, job ids, start-up), servers, times."""
+"""What ran: config, services (started or reused, job ids, start-up), servers, times, and
+the GPU time the deployments' servers held."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import json
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from llmsweep import __version__
+from llmsweep.report import deployments
 from llmsweep.util import read_json
 
 
@@ -39,7 +43,10 @@ def _pairs(events: list[dict]):
             yield started[e["instance"]], e
 
 
-def collect(config: dict, summaries: list[dict], run_dir: Path) -> dict:
+def collect(
+    config: dict, summaries: list[dict], run_dir: Path, deployments_table: pd.DataFrame
+) -> dict:
+    """metadata.json: `deployments_table` is deployments.csv's frame (deployments.table)."""
     points = [s["point"] for s in summaries]
     return {
         "llmsweep_version": __version__,
@@ -47,7 +54,8 @@ def collect(config: dict, summaries: list[dict], run_dir: Path) -> dict:
         "config": config,
         "started_at": min((p["started_at"] for p in points), default=None),
         "finished_at": max((p["finished_at"] for p in points), default=None),
-        "servers": {p["model"]: p.get("server") for p in points},
+        "servers": {deployments.deployment_of(p): p.get("server") for p in points},
+        "gpu_time": deployments.totals(deployments_table),
         "services": services(run_dir),
         "monitoring": monitoring_note(config),
     }

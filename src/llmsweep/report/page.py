@@ -12,38 +12,51 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from llmsweep.loadgen import patterns
-from llmsweep.report import plots
+from llmsweep.report import deployments, plots
 from llmsweep.util import read_json, write_json_atomic
 
+# The points table on the page: the key figures, latencies in milliseconds (the table's
+# columns in seconds, scaled by _points); the full table is points.csv.
 COLUMNS = {
-    "model": "model",
+    "deployment": "deployment",
     "load": "load",
     "successful": "ok",
     "failed": "failed",
     "output_token_throughput_tps": "output tok/s",
     "request_throughput_rps": "req/s",
-    "ttft_p50_s": "TTFT p50 s",
-    "ttft_p90_s": "TTFT p90 s",
-    "ttft_p99_s": "TTFT p99 s",
-    "itl_p50_s": "ITL p50 s",
-    "itl_p99_s": "ITL p99 s",
-    "tpot_p50_s": "TPOT p50 s",
-    "e2e_p50_s": "E2E p50 s",
-    "e2e_p90_s": "E2E p90 s",
-    "e2e_p99_s": "E2E p99 s",
+    "ttft_p50_s": "TTFT p50 ms",
+    "ttft_p99_s": "TTFT p99 ms",
+    "itl_p50_s": "ITL p50 ms",
+    "itl_p99_s": "ITL p99 ms",
+    "tpot_p50_s": "TPOT p50 ms",
+    "e2e_p50_s": "E2E p50 ms",
+    "e2e_p99_s": "E2E p99 ms",
     "goodput_rps": "goodput req/s",
-    "client_cpu_share": "client CPU",
     "client_saturated": "client saturated",
 }
+# The GPU-time table: deployments.csv's columns and their headers.
+GPU_TIME = {
+    "deployment": "deployment",
+    "gpus": "GPUs",
+    "sessions": "server starts",
+    "wall_s": "server wall s",
+    "startup_s": "start-up s",
+    "in_points_s": "in points s",
+    "idle_s": "idle s",
+    "share_in_points": "share in points",
+    "server_hours": "server-hours",
+    "gpu_hours": "GPU-hours",
+}
 # The run-level plots: keys of build_report's `out`, each a PNG file.
-PLOTS = ("throughput", "latency", "throughput_latency", "errors")
-FAILED_COLUMNS = ["model", "load", "requests", "failed", "errors"]
+PLOTS = ("throughput", "latency", "throughput_latency", "pareto", "errors")
+FAILED_COLUMNS = ["deployment", "load", "requests", "failed", "errors"]
 
 
 def _table(df: pd.DataFrame) -> Markup:
-    """A DataFrame as an HTML table, its cells escaped by pandas."""
+    """A DataFrame as an HTML table, its cells escaped by pandas, in a box that scrolls
+    sideways when the table is wider than the page."""
     html = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", escape=True)
-    return Markup(html)
+    return Markup('<div class="table-box">') + Markup(html) + Markup("</div>")
 
 
 _TEMPLATES = Environment(
@@ -76,9 +89,37 @@ def _knee_text(name: str, d: dict) -> str:
     return f"{name}: {text}"
 
 
+def _points(df: pd.DataFrame) -> pd.DataFrame:
+    """The page's points table: COLUMNS, latencies in milliseconds."""
+    shown = df[list(COLUMNS)].copy()
+    for col in (c for c in COLUMNS if c.endswith("_s")):
+        shown[col] = shown[col] * 1000
+    return shown.rename(columns=COLUMNS)
+
+
+def _deployments(deps: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """What each deployment is: engine, model, GPUs, settings, points, and its name in the
+    plots where that is not its slug (its model)."""
+    names = plots.labels(table)
+    shown = pd.DataFrame(
+        {
+            "deployment": deps["deployment"],
+            "in plots": [names.get(d, d) for d in deps["deployment"]],
+            "engine": deps["engine"],
+            "model": deps["model"],
+            "GPUs": deps["gpus"],
+            "settings": [deployments.settings_text(r) for _, r in deps.iterrows()],
+            "points": deps["loads"],
+        }
+    )
+    if (shown["in plots"] == shown["deployment"]).all():
+        shown = shown.drop(columns=["in plots"])
+    return shown
+
+
 def _windows(df: pd.DataFrame) -> pd.DataFrame:
     """Each point's measurement window, as dates and as a Grafana time range."""
-    windows = df[["model", "load", "window_start", "window_end"]].copy()
+    windows = df[["deployment", "load", "window_start", "window_end"]].copy()
     windows["grafana range"] = [
         f"from={_ms(a)}&to={_ms(b)}"
         for a, b in zip(df["window_start"], df["window_end"], strict=True)
@@ -88,35 +129,48 @@ def _windows(df: pd.DataFrame) -> pd.DataFrame:
     return windows
 
 
-def _load(table_csv: str, metadata_json: str) -> tuple[pd.DataFrame, dict]:
-    """The tidy table of points (no errors: an empty string) and the run's metadata."""
-    df = pd.read_csv(table_csv, keep_default_na=True)
+def _load(table_csv: str, deployments_csv: str, metadata_json: str):
+    """The tidy table of points (no errors: an empty string), the deployments' table and the
+    run's metadata."""
+    df = pd.read_csv(table_csv, keep_default_na=True, dtype={"errors": str})
     df["errors"] = df["errors"].fillna("")
-    return df, read_json(metadata_json)
+    return df, pd.read_csv(deployments_csv), read_json(metadata_json)
 
 
 def _plot(df: pd.DataFrame, out: dict) -> dict:
-    """Save the run-level plots to their paths in `out`; return the values each plots."""
-    return {name: getattr(plots, name)(df, out[name]) for name in PLOTS}
+    """Save the run-level plots to their paths in `out`; return the values each plots, and
+    what each series' name stands for."""
+    data = {name: getattr(plots, name)(df, out[name]) for name in PLOTS}
+    return data | {"deployments": plots.deployments(df)}
 
 
 def _page_values(
-    df: pd.DataFrame, meta: dict, data: dict, out: dict, point_plots: list[str], run: str
+    tables: tuple[pd.DataFrame, pd.DataFrame],
+    meta: dict,
+    data: dict,
+    out: dict,
+    point_plots: list[str],
+    run: str,
 ) -> dict:
     """What the page template shows: figures, tables, plots and what ran."""
+    df, deps = tables
     saturated = df[df["client_saturated"].fillna(False).astype(bool)]
-    servers = [{"model": m, **(s or {})} for m, s in meta["servers"].items()]
+    servers = [{"deployment": d, **(s or {})} for d, s in meta["servers"].items()]
     return {
         "run": run,
         "totals": {
             "points": len(df),
+            "deployments": len(deps),
             "requests": int(df["requests"].sum()),
             "failed": int(df["failed"].sum()),
         },
+        "gpu_time": meta["gpu_time"],
+        "deployments": _deployments(deps, df),
+        "gpu_table": deps[list(GPU_TIME)].rename(columns=GPU_TIME),
         "knees": [_knee_text(m, d) for m, d in data["throughput"].items()],
         "plots": {name: _png(out[name]) for name in PLOTS},
         "point_plots": [_png(p) for p in point_plots],
-        "points": df[list(COLUMNS)].rename(columns=COLUMNS),
+        "points": _points(df),
         "saturated": list(saturated["load"]),
         "failed": df[df["failed"] > 0][FAILED_COLUMNS],
         "windows": _windows(df),
@@ -138,12 +192,14 @@ def _write(path: str, page: str) -> None:
         f.write(page)
 
 
-def build_report(
-    table_csv: str, metadata_json: str, point_plots: list[str], out: dict, run: str
-) -> dict:
-    """Write the run-level plots, the page and the plotted values; return those values."""
-    df, meta = _load(table_csv, metadata_json)
+def build_report(inputs: dict, point_plots: list[str], out: dict, run: str) -> dict:
+    """Write the run-level plots, the page and the plotted values; return those values.
+
+    `inputs` names the points_table rule's files: table (points.csv), deployments
+    (deployments.csv) and metadata (metadata.json)."""
+    df, deps, meta = _load(inputs["table"], inputs["deployments"], inputs["metadata"])
     data = _plot(df, out)
     write_json_atomic(out["data"], data)
-    _write(out["page"], _render(_page_values(df, meta, data, out, point_plots, run)))
+    values = _page_values((df, deps), meta, data, out, point_plots, run)
+    _write(out["page"], _render(values))
     return data

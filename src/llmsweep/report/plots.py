@@ -1,5 +1,6 @@
 """Static plots of the report. Each function saves a PNG and returns the values it
-plotted, so tests can check them against the tidy table."""
+plotted, so tests can check them against the tidy table. Latencies are drawn in
+milliseconds; the values returned keep the table's seconds (their keys end in _s)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,85 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from llmsweep.loadgen import patterns  # noqa: E402
+from llmsweep.report import pareto as front  # noqa: E402
+from llmsweep.report.deployments import settings_text  # noqa: E402
 from llmsweep.report.knee import knee  # noqa: E402
+
+MS = 1000.0  # seconds -> milliseconds, for latency axes
+
+
+# The line style of each latency percentile; a series keeps one color in every panel.
+PERCENTILE_STYLES = (("p50", "-"), ("p99", "--"))
 
 
 def _save(fig, out: str) -> None:
+    """Save as PNG; "tight" takes in a legend below the panels."""
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
 
+def _legend(fig, ax, styles: bool = False) -> None:
+    """One legend for the whole figure, below its panels, so that many deployments with
+    long names cover no data: the series plotted on `ax` (every panel plots the same),
+    and with `styles` the line style of each percentile."""
+    handles, names = ax.get_legend_handles_labels()
+    if styles:
+        handles += [Line2D([], [], color="black", linestyle=ls) for _, ls in PERCENTILE_STYLES]
+        names += [stat for stat, _ in PERCENTILE_STYLES]
+    if handles:
+        ncol = 1 if max(map(len, names)) > 60 else 2 if max(map(len, names)) > 30 else 4
+        fig.legend(
+            handles,
+            names,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=min(ncol, len(handles)),
+            fontsize="small",
+            frameon=False,
+        )
+
+
+def labels(df: pd.DataFrame) -> dict[str, str]:
+    """Each deployment's name in legends: its model where every model has one deployment
+    (one setting combination each), else the deployment's slug."""
+    per_model = df.groupby("model")["deployment"].nunique()
+    by_model = bool((per_model <= 1).all())
+    pairs = df[["deployment", "model"]].drop_duplicates("deployment")
+    return {
+        d: (m if by_model else d) for d, m in zip(pairs["deployment"], pairs["model"], strict=True)
+    }
+
+
+def deployments(df: pd.DataFrame) -> dict[str, dict]:
+    """What each legend name stands for: deployment, engine, model, GPUs and settings."""
+    names = labels(df)
+    first = df.drop_duplicates("deployment").set_index("deployment")
+    return {
+        names[d]: {
+            "deployment": d,
+            "engine": r["engine"],
+            "model": r["model"],
+            "gpus": int(r["gpus"]),
+            "settings": settings_text(r),
+        }
+        for d, r in first.iterrows()
+    }
+
+
 def series(df: pd.DataFrame):
-    """(name, axis, rows) per model and load pattern, repeats averaged, each against its
-    pattern's axis (patterns.common.Axis): closed-loop points against clients, open-loop
-    points against the request rate."""
-    for (model, name), g in df.groupby(["model", "pattern"]):
+    """(name, axis, rows) per deployment and load pattern, repeats averaged, each against
+    its pattern's axis (patterns.common.Axis): closed-loop points against clients,
+    open-loop points against the request rate."""
+    names = labels(df)
+    for (deployment, name), g in df.groupby(["deployment", "pattern"]):
         axis = patterns.pattern(name).AXIS
         rows = g.groupby(axis.column, as_index=False).mean(numeric_only=True)
-        yield model + axis.suffix, axis, rows
+        yield names[deployment] + axis.suffix, axis, rows
 
 
 def _xlabel(df: pd.DataFrame) -> str:
@@ -37,26 +98,27 @@ def _xlabel(df: pd.DataFrame) -> str:
 
 def _log2(ax) -> None:
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 4, not 2^2
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
 
 
 def throughput(df: pd.DataFrame, out: str) -> dict:
-    """Output tokens/s and requests/s against load (clients or rate), per model, knee marked."""
+    """Output tokens/s and requests/s against load (clients or rate), per deployment, knee
+    marked."""
     data: dict = {}
     fig, (ax_tok, ax_req) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, axis, g in series(df):
+    for label, axis, g in series(df):
         x, tok = g[axis.column].tolist(), g["output_token_throughput_tps"].tolist()
         req = g["request_throughput_rps"].tolist()
         k = knee(x, tok)
-        data[model] = {
+        data[label] = {
             axis.column: x,
             "output_token_throughput_tps": tok,
             "request_throughput_rps": req,
             axis.knee_key: k,
         }
-        ax_tok.plot(x, tok, marker="o", label=model)
-        ax_req.plot(x, req, marker="o", label=model)
+        ax_tok.plot(x, tok, marker="o", label=label)
+        ax_req.plot(x, req, marker="o", label=label)
         if k is not None:
             ax_tok.axvline(k, linestyle=":", color="grey")
             ax_tok.annotate(f"knee: {k:g} {axis.column}", (k, max(tok)), fontsize="small")
@@ -64,66 +126,125 @@ def throughput(df: pd.DataFrame, out: str) -> dict:
     ax_req.set(xlabel=_xlabel(df), ylabel="requests/s")
     _log2(ax_tok)
     _log2(ax_req)
+    _legend(fig, ax_tok)
     _save(fig, out)
     return data
 
 
 def latency(df: pd.DataFrame, out: str) -> dict:
-    """p50 and p99 of TTFT, ITL and E2E against clients, per model."""
+    """p50 and p99 of TTFT, ITL and E2E (ms) against load, per deployment."""
     data: dict = {}
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     panels = (("ttft", "TTFT"), ("itl", "ITL"), ("e2e", "E2E latency"))
-    for ax, (name, title) in zip(axes, panels, strict=True):
-        for model, axis, g in series(df):
+    for ax, (metric, title) in zip(axes, panels, strict=True):
+        for i, (label, axis, g) in enumerate(series(df)):
             x = axis.column
-            for stat, style in (("p50", "-"), ("p99", "--")):
-                col = f"{name}_{stat}_s"
-                data.setdefault(model, {x: g[x].tolist()})[col] = g[col].tolist()
-                ax.plot(g[x], g[col], style, marker="o", label=f"{model} {stat}")
-        ax.set(xlabel=_xlabel(df), ylabel="seconds", title=title)
+            for stat, style in PERCENTILE_STYLES:
+                col = f"{metric}_{stat}_s"
+                data.setdefault(label, {x: g[x].tolist()})[col] = g[col].tolist()
+                name = label if stat == "p50" else "_nolegend_"  # each series named once
+                ax.plot(g[x], g[col] * MS, style, color=f"C{i}", marker="o", label=name)
+        ax.set(xlabel=_xlabel(df), ylabel="milliseconds", title=title)
         _log2(ax)
+    _legend(fig, axes[0], styles=True)
     _save(fig, out)
     return data
 
 
 def throughput_latency(df: pd.DataFrame, out: str) -> dict:
-    """The trade-off: output tokens/s against p50/p99 TTFT and E2E, one point per load."""
+    """The trade-off: output tokens/s against p50/p99 TTFT and E2E (ms), one point per load,
+    per deployment."""
     data: dict = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, name in zip(axes, ("ttft", "e2e"), strict=True):
-        for model, _, g in series(df):
+    for ax, metric in zip(axes, ("ttft", "e2e"), strict=True):
+        for i, (label, _, g) in enumerate(series(df)):
             tok = g["output_token_throughput_tps"]
-            for stat, style in (("p50", "-"), ("p99", "--")):
-                col = f"{name}_{stat}_s"
-                ax.plot(g[col], tok, style, marker="o", label=f"{model} {stat}")
-                values = data.setdefault(model, {"output_token_throughput_tps": tok.tolist()})
+            for stat, style in PERCENTILE_STYLES:
+                col = f"{metric}_{stat}_s"
+                name = label if stat == "p50" else "_nolegend_"  # each series named once
+                ax.plot(g[col] * MS, tok, style, color=f"C{i}", marker="o", label=name)
+                values = data.setdefault(label, {"output_token_throughput_tps": tok.tolist()})
                 values[col] = g[col].tolist()
-        ax.set(xlabel=f"{name.upper()} seconds", ylabel="output tokens/s")
+        ax.set(xlabel=f"{metric.upper()} ms", ylabel="output tokens/s")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+    _legend(fig, axes[0], styles=True)
     _save(fig, out)
     return data
 
 
-def errors(df: pd.DataFrame, out: str) -> dict:
-    """Failed requests per point, stacked by error kind."""
+def _error_kinds(df: pd.DataFrame) -> dict[str, list[int]]:
+    """Failed requests per error kind, one count per point, from the table's errors cells
+    ('timeout=2;http_500=1')."""
     kinds: dict[str, list[int]] = {}
-    labels = [f"{m} {load}" for m, load in zip(df["model"], df["load"], strict=True)]
     for i, text in enumerate(df["errors"].fillna("")):
         for part in filter(None, str(text).split(";")):
             kind, count = part.split("=")
             kinds.setdefault(kind, [0] * len(df))[i] = int(count)
-    fig, ax = plt.subplots(figsize=(max(6, len(df) * 0.6), 4))
-    bottom = [0] * len(df)
+    return kinds
+
+
+def errors(df: pd.DataFrame, out: str) -> dict:
+    """Failed requests per point (one bar each, long names readable), stacked by error
+    kind; with none, the points at zero and a note."""
+    names = labels(df)
+    points = [f"{names[d]} {load}" for d, load in zip(df["deployment"], df["load"], strict=True)]
+    kinds = _error_kinds(df)
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 1.5 + 0.3 * len(df))))
+    left = [0] * len(df)
     for kind, counts in sorted(kinds.items()):
-        ax.bar(labels, counts, bottom=bottom, label=kind)
-        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    ax.set(ylabel="failed requests", title="errors per point" + ("" if kinds else ": none"))
-    ax.tick_params(axis="x", rotation=45)
+        ax.barh(points, counts, left=left, label=kind)
+        left = [b + c for b, c in zip(left, counts, strict=True)]
+    note = None
     if kinds:
         ax.legend(fontsize="small")
+    else:
+        note = "no failed requests"
+        ax.barh(points, left, edgecolor="grey")  # every point, at zero
+        ax.set_xlim(0, 1)
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center")
+    ax.invert_yaxis()  # the table's order, top down
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="failed requests", title="failed requests per point")
     _save(fig, out)
-    return {"points": labels, "failed": df["failed"].tolist(), "by_kind": kinds}
+    return {"points": points, "failed": df["failed"].tolist(), "by_kind": kinds, "note": note}
+
+
+def pareto(df: pd.DataFrame, out: str) -> dict:
+    """Output tokens/s per GPU against output tokens/s per user, every point of every
+    deployment; the frontier (points no other beats on both) marked, joined and named."""
+    names = labels(df)
+    pts = front.points(df)
+    x, y = pts["per_user_tps"].tolist(), pts["per_gpu_tps"].tolist()
+    pts["frontier"] = front.frontier(x, y)
+    pts["label"] = [names[d] for d in pts["deployment"]]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, g in pts.groupby("label", sort=False):
+        ax.scatter(g["per_user_tps"], g["per_gpu_tps"], label=label, alpha=0.7)
+    edge = pts[pts["frontier"]].sort_values("per_user_tps")
+    ax.plot(edge["per_user_tps"], edge["per_gpu_tps"], "k--", linewidth=1, label="frontier")
+    ax.scatter(edge["per_user_tps"], edge["per_gpu_tps"], s=90, facecolors="none", edgecolors="k")
+    for _, r in edge.iterrows():
+        ax.annotate(
+            f"{r['label']} {r['load']}",
+            (r["per_user_tps"], r["per_gpu_tps"]),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize="small",
+        )
+    ylabel = front.y_label(pts["gpus"])
+    ax.set(xlabel="output tokens/s per user (1 / mean TPOT)", ylabel=ylabel)
+    ax.margins(0.15)  # room for the frontier's names
+    ax.grid(True, alpha=0.3)
+    if len(pts):
+        _legend(fig, ax)
+    else:
+        ax.text(0.5, 0.5, "no point with a TPOT", transform=ax.transAxes, ha="center")
+    _save(fig, out)
+    return {
+        "x": "output tokens/s per user (1 / mean TPOT)",
+        "y": ylabel,
+        "points": pts.to_dict(orient="records"),
+    }
 
 
 def distributions(records: list[dict], out: str, title: str) -> dict:
@@ -136,8 +257,8 @@ def distributions(records: list[dict], out: str, title: str) -> dict:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, (name, values) in zip(axes, series.items(), strict=True):
         share = [(i + 1) / len(values) for i in range(len(values))]
-        ax.step(values, share, where="post")
-        ax.set(xlabel=f"{name[:-2].upper()} seconds", ylabel="share", ylim=(0, 1.02))
+        ax.step([v * MS for v in values], share, where="post")
+        ax.set(xlabel=f"{name[:-2].upper()} ms", ylabel="share", ylim=(0, 1.02))
         ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     _save(fig, out)

@@ -1,4 +1,5 @@
-"""The tidy table: one row per point (and repeat), every figure and the run's metadata."""
+"""The tidy table: one row per point (and repeat), every figure and the run's metadata,
+grouped by deployment."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pandas as pd
 
 from llmsweep.loadgen import patterns
 from llmsweep.loadgen.stats import LATENCIES, PERCENTILES
+from llmsweep.report import deployments
 from llmsweep.util import read_json
 
 STATS = tuple(f"p{q}" for q in PERCENTILES) + ("mean", "min", "max")
@@ -17,10 +19,11 @@ def row(summary: dict) -> dict:
     client = summary.get("client") or {}
     out = {
         "run": point["run"],
+        "deployment": deployments.deployment_of(point),
         "model": point["model"],
         "engine": point.get("engine"),
         "engine_version": server.get("engine_version"),
-        "gpus": (server.get("gpu") or {}).get("gpus"),
+        "gpus": deployments.gpus_of(point),
         "gpu_models": ";".join(m for m in (server.get("gpu") or {}).get("models", []) if m),
         "load": point.get("load") or patterns.load_name(point),
         "pattern": patterns.of(point).NAME,  # closed in a summary from before open loops
@@ -55,13 +58,17 @@ def row(summary: dict) -> dict:
     for name in LATENCIES:
         for stat in STATS:
             out[f"{name.removesuffix('_s')}_{stat}_s"] = summary[name][stat]
-    return out
+    return out | deployments.setting_columns(deployments.settings_of(point))
 
 
 def table(summary_paths: list[str]) -> pd.DataFrame:
+    """Every point's row, grouped by deployment, then by load (pattern, level, repeat); the
+    settings' columns last, by name."""
     rows = [row(read_json(p)) for p in summary_paths]
     df = pd.DataFrame(rows)
-    order = ["model", "pattern", *patterns.LEVEL_KEYS, "repeat"]
+    settings = sorted(c for c in df.columns if c.startswith(deployments.SETTING_PREFIX))
+    df = df[[c for c in df.columns if c not in settings] + settings]
+    order = ["deployment", "pattern", *patterns.LEVEL_KEYS, "repeat"]
     return df.sort_values(order, ignore_index=True)
 
 
