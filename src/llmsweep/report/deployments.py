@@ -7,6 +7,8 @@ slug, with no settings, and the GPUs the exporter saw beside the server."""
 
 from __future__ import annotations
 
+import json
+
 import math
 
 import pandas as pd
@@ -54,8 +56,13 @@ def gpus_of(point: dict) -> int:
 
 
 def setting_columns(settings: dict) -> dict:
-    """The settings as table cells: one `setting_<name>` column each."""
-    return {f"{SETTING_PREFIX}{name}": value for name, value in settings.items()}
+    """The settings as table cells: one `setting_<name>` column each; a list or mapping
+    (extra_args, model_files) as its JSON text, so every cell is a plain value."""
+    return {f"{SETTING_PREFIX}{name}": _cell(value) for name, value in settings.items()}
+
+
+def _cell(value):
+    return json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value
 
 
 def settings_text(row: pd.Series) -> str:
