@@ -2,6 +2,8 @@ import os
 
 from snakemake.utils import min_version
 
+from llmsweep.live.plan import write_plan
+
 min_version("9.0")
 
 
@@ -21,6 +23,8 @@ include: "rules/report.smk"
 onstart:
     stop_on_signals(stop_services)
     limit_deployments(service_backend(None))
+    # The run's config and points, for `llmsweep status` and the run page (llmsweep.live).
+    write_plan(PATHS, config)
 
 
 onsuccess:

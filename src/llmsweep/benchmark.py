@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from llmsweep.engines import engine_module
+from llmsweep.live.terminal import terminal
+from llmsweep.live.watch import PointWatch
 from llmsweep.loadgen import patterns, point_request
 from llmsweep.loadgen.stats import summarize
 from llmsweep.loadgen.workload import build_prompts
@@ -17,7 +19,10 @@ from llmsweep.metrics.push import push_summary
 from llmsweep.paths import RunPaths
 from llmsweep.util import http_json, wait_until, write_json_atomic
 
-POLL_WAIT_S = 10
+# Each long poll returns when records arrive or after this many seconds, so the live view
+# (figures, time left, ETA) is refreshed at least this often.
+POLL_WAIT_S = 2
+LOG_EVERY_S = 10  # the log's "done/total requests" line, when nothing was completed
 BUSY_TIMEOUT_S = 3600
 
 
@@ -58,19 +63,28 @@ def run_point(
     leases held on the services by name (llm_server, client_service, and pushgateway and
     prometheus with monitoring on).
     Records are appended to `requests_path` as requests complete; on failure they are
-    also kept under another name, since a re-run replaces requests.jsonl.
+    also kept under another name, since a re-run replaces requests.jsonl. While it runs,
+    its live figures go to its live.json and the terminal (llmsweep.live).
     """
+    requests_path = Path(requests_path)
+    watch = PointWatch(RunPaths.of_point_file(requests_path), point, settings, terminal())
     try:
-        return _run_point(point, settings, leases, Path(requests_path), Path(summary_path))
-    except BaseException:
-        kept = keep_failed_attempt(Path(requests_path))
+        return _run_point(point, settings, leases, requests_path, Path(summary_path), watch)
+    except BaseException as exc:
+        watch.failed((str(exc) or type(exc).__name__) if isinstance(exc, Exception) else "stopped")
+        kept = keep_failed_attempt(requests_path)
         if kept:
             print(f"the records of the failed attempt are kept in {kept}", file=sys.stderr)
         raise
 
 
 def _run_point(
-    point: dict, settings: dict, held: dict[str, dict], requests_path: Path, summary_path: Path
+    point: dict,
+    settings: dict,
+    held: dict[str, dict],
+    requests_path: Path,
+    summary_path: Path,
+    watch: PointWatch,
 ) -> dict:
     """The point's steps: start it, follow it to the end, check it, describe it, publish."""
     client, llm = held["client_service"], held["llm_server"]
@@ -79,7 +93,8 @@ def _run_point(
     point_id = start_point(client["url"], point_request.build(point, settings, prompts))
     started_at = time.time()
     requests_path.parent.mkdir(parents=True, exist_ok=True)
-    view = follow_point(client["url"], point_id, requests_path, point, list(held.values()))
+    watch.begin()
+    view = follow_point(client["url"], point_id, requests_path, point, list(held.values()), watch)
     summary = summarize(read_records(requests_path), settings["slo"])
     check_server_survived(summary, client["url"], llm["url"], point, requests_path)
     summary["point"] = describe_point(point, settings, held, view, started_at)
@@ -95,6 +110,7 @@ def _run_point(
         }
         push_summary(held["pushgateway"]["url"], grouping, summary)
     write_json_atomic(summary_path, summary)
+    watch.finished(summary)
     return summary
 
 
@@ -121,11 +137,18 @@ def start_point(base: str, request: dict) -> str:
 
 
 def follow_point(
-    base: str, point_id: str, requests_path: Path, point: dict, leases: list[dict]
+    base: str,
+    point_id: str,
+    requests_path: Path,
+    point: dict,
+    leases: list[dict],
+    watch: PointWatch | None = None,
 ) -> dict:
     """Append the point's records to `requests_path` as they complete (synced to disk) and
-    renew the leases, until the point ends; return the client service's last view."""
+    renew the leases, until the point ends; hand every view to `watch` (the live view);
+    return the client service's last view."""
     offset = 0
+    logged = (-1, 0.0)  # (requests done, when) of the log's last progress line
     with open(requests_path, "w") as out:
         while True:
             url = f"{base}/benchmark/{point_id}?offset={offset}&wait={POLL_WAIT_S}"
@@ -138,8 +161,12 @@ def follow_point(
             os.fsync(out.fileno())
             offset = view["next_offset"]
             renew(*leases)
+            if watch is not None:
+                watch.update(view)
             done = view["completed"]
-            print(f"{_name(point)}: {done}/{view['total']} requests", file=sys.stderr)
+            if done != logged[0] or time.monotonic() - logged[1] >= LOG_EVERY_S:
+                print(f"{_name(point)}: {done}/{view['total']} requests", file=sys.stderr)
+                logged = (done, time.monotonic())
             if view["state"] != "running" and offset >= view["completed"]:
                 break
     if view["state"] != "done":

@@ -30,6 +30,25 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_run_status(args) -> int:
+    """The run's picture once: points done, running (with live figures), ETA, services."""
+    from llmsweep.live import progress, text
+    from llmsweep.services.controller import Controller
+
+    paths = RunPaths(args.run, args.results)
+    if not paths.root.is_dir():
+        print(f"llmsweep: no run {args.run!r} under {args.results}", file=sys.stderr)
+        return 2
+    pic = progress.picture(paths)
+    services = Controller(paths, owner={}).status() if paths.services.is_dir() else []
+    if args.json:
+        print(json.dumps({**pic, "services": services}))
+        return 0
+    report = str(paths.report_page) if pic["report"] else ""
+    print("\n".join(text.status_lines(pic, services, report)))
+    return 0
+
+
 def cmd_stop_all(args) -> int:
     from llmsweep.services.controller import Controller
 
@@ -172,6 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="model (llm_server, client_service)")
     p.add_argument("--configfile", help="config file merged over config/config.yaml")
     p.set_defaults(func=cmd_ensure)
+
+    p = sub.add_parser(
+        "status", help="a run's progress once: points done, the running ones, ETA, services"
+    )
+    p.add_argument("run", type=run_name, help="the run")
+    # Also after the run's name; SUPPRESS keeps the top-level --results when not given here.
+    p.add_argument("--results", default=argparse.SUPPRESS, help="results folder")
+    p.add_argument("--json", action="store_true", help="print it as one JSON object")
+    p.set_defaults(func=cmd_run_status)
 
     p = sub.add_parser("compare", help="compare two runs point by point; exit 1 on regression")
     p.add_argument("run_a", help="the baseline run")

@@ -73,9 +73,26 @@ class RunPaths:
     def requests(self, slug: str, load: str) -> Path:
         return self.point_dir(slug, load) / "requests.jsonl"
 
+    def live(self, slug: str, load: str) -> Path:
+        """bench/<slug>/<load>/live.json: the point's live figures while it runs (requests
+        done, rates, recent latencies, ETA), rewritten every few seconds by its deployment's
+        job; its last state (done or failed) stays after it ends."""
+        return self.point_dir(slug, load) / "live.json"
+
+    def live_files(self) -> list[Path]:
+        """Every point's live.json on disk, sorted."""
+        return sorted(self.bench.glob("*/*/live.json"))
+
     def summaries(self) -> list[Path]:
         """Every finished point's summary.json on disk, sorted."""
         return sorted(self.bench.glob("*/*/summary.json"))
+
+    @property
+    def run_plan(self) -> Path:
+        """plan.json: what the run was started with (its validated config, every sweep
+        point, the driver's PID and host), written when the workflow starts, so that a run
+        started anywhere can be watched (`llmsweep status`, the web front end's run page)."""
+        return self.root / "plan.json"
 
     @property
     def report(self) -> Path:
@@ -171,6 +188,11 @@ class RunPaths:
     def of_report_file(cls, path: str | Path) -> RunPaths:
         """The RunPaths of a file in `<results>/<run>/report/`."""
         return cls.of_run_dir(Path(path).parents[1])
+
+    @classmethod
+    def of_point_file(cls, path: str | Path) -> RunPaths:
+        """The RunPaths of a file in a point's folder, `<results>/<run>/bench/<slug>/<load>/`."""
+        return cls.of_run_dir(Path(path).parents[3])
 
     @classmethod
     def of_service_file(cls, path: str | Path) -> RunPaths:

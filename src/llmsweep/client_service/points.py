@@ -74,6 +74,7 @@ class Point:
                 "error": self.error,
                 "total": self.total,
                 "completed": len(self.records),
+                "in_flight": self.in_flight.now,
                 "peak_in_flight": self.in_flight.peak,
                 "client": self.client_stats,
                 "started_at": self.started_at,

@@ -24,11 +24,13 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.common import DataSourceRef
 
+from llmsweep.metrics import queries
+
 OUT = Path(__file__).with_name("dashboards")
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 RUN = 'run="$run"'
 RI = "$__rate_interval"
-POINT = "model, clients, rate"  # the labels that name a point (one of clients/rate is empty)
+POINT = ("model", "clients", "rate")  # the labels that name a point (one of clients/rate is empty)
 
 
 def _query(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
@@ -90,7 +92,7 @@ def _board(uid: str, title: str, desc: str) -> gd.Dashboard:
         .datasource(DS)
         .enable(True)
         .icon_color("rgba(0, 211, 255, 1)")
-        .expr(f"sum by ({POINT}) (llmsweep_requests_in_flight{{{RUN}}}) > 0")
+        .expr(f"{queries.in_flight(RUN, POINT)} > 0")
     )
     return (
         gd.Dashboard(title)
@@ -108,8 +110,7 @@ def _board(uid: str, title: str, desc: str) -> gd.Dashboard:
 def _latency(name: str, title: str, sel: str) -> timeseries.Panel:
     q = [
         (
-            f"histogram_quantile({p}, sum by (le, {POINT}) "
-            f"(rate(llmsweep_request_{name}_seconds_bucket{{{sel}}}[{RI}])))",
+            queries.latency_quantile(p, name, sel, POINT, RI),
             f"p{int(p * 100)} {{{{model}}}} c{{{{clients}}}} r{{{{rate}}}}",
         )
         for p in (0.5, 0.99)
@@ -141,7 +142,7 @@ def benchmark() -> gd.Dashboard:
             ts(
                 "output tokens/s (all clients)",
                 "short",
-                [(f"sum by ({POINT}) (rate(llmsweep_output_tokens_total{{{sel}}}[{RI}]))", legend)],
+                [(queries.output_tokens_per_s(sel, POINT, RI), legend)],
                 "Aggregate output token throughput.",
             )
         )
@@ -149,7 +150,7 @@ def benchmark() -> gd.Dashboard:
             ts(
                 "requests in flight",
                 "short",
-                [(f"sum by ({POINT}) (llmsweep_requests_in_flight{{{sel}}})", legend)],
+                [(queries.in_flight(sel, POINT), legend)],
                 "Requests sent and not finished.",
             )
         )
@@ -157,12 +158,7 @@ def benchmark() -> gd.Dashboard:
             ts(
                 "requests/s by outcome",
                 "reqps",
-                [
-                    (
-                        f"sum by (model, outcome) (rate(llmsweep_requests_total{{{sel}}}[{RI}]))",
-                        "{{model}} {{outcome}}",
-                    )
-                ],
+                [(queries.requests_per_s_by_outcome(sel, ["model"], RI), "{{model}} {{outcome}}")],
                 "Finished requests per second, ok or not.",
             )
         )
@@ -170,13 +166,7 @@ def benchmark() -> gd.Dashboard:
             ts(
                 "errors/s",
                 "reqps",
-                [
-                    (
-                        f'sum by (model) (rate(llmsweep_requests_total{{{sel}, outcome!="ok"}}[{RI}]))'
-                        f" or sum by (model) (rate(llmsweep_requests_total{{{sel}}}[{RI}])) * 0",
-                        "{{model}}",
-                    )
-                ],
+                [(queries.errors_per_s(sel, ["model"], RI), "{{model}}")],
                 "Failed requests per second (0 while none failed).",
             )
         )
@@ -405,7 +395,7 @@ def gpu() -> gd.Dashboard:
     legend = "{{node}} GPU {{gpu}}"
 
     def field(name: str) -> str:
-        return f"DCGM_FI_DEV_{name}{{{sel}}}"
+        return queries.gpu_field(name, sel)
 
     return (
         board.with_row(gd.Row("GPU"))
@@ -429,7 +419,7 @@ def gpu() -> gd.Dashboard:
             ts(
                 "memory used share",
                 "percentunit",
-                [(f"{field('FB_USED')} / ({field('FB_USED')} + {field('FB_FREE')})", legend)],
+                [(queries.gpu_memory_share(sel), legend)],
                 "Used over used + free.",
             )
         )
@@ -440,7 +430,7 @@ def gpu() -> gd.Dashboard:
             single(
                 "GPUs seen",
                 "short",
-                f"sum(llmsweep_gpus{{{RUN}}}) or count(DCGM_FI_DEV_GPU_UTIL{{{RUN}}})",
+                queries.gpus_seen(RUN),
                 "0 where the exporter found no GPU or driver.",
             )
         )

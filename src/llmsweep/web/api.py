@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from llmsweep.paths import run_name
 from llmsweep.services.slurm import valid_job_id
+from llmsweep.web import charts as live_charts
 from llmsweep.web.targets import LocalTarget, SshTarget, TargetError
 
 bp = Blueprint("api", __name__)
@@ -263,3 +264,23 @@ def grafana_link(access: dict) -> dict:
 def prometheus_link(url: str) -> dict:
     where = urlsplit(url)
     return {"url": target().forward(where.hostname, where.port), "remote_url": url}
+
+
+@bp.get("/runs/<run>/charts")
+def charts(run):
+    """The run page's live charts from the run's own Prometheus, asked from this machine
+    (through the SSH connection's tunnel when the run is on a cluster)."""
+    run = checked_run(run)
+    result = target().call("monitoring", run)
+    if result.status:
+        return reply(result)
+    info = result.json()
+    if not info.get("prometheus"):
+        note = "the run's Prometheus is not running (it runs while the sweep does)"
+        return jsonify(available=False, note=note)
+    url = prometheus_link(info["prometheus"])["url"]
+    try:
+        data = live_charts.fetch(url, run, info.get("started_at"), info.get("scrape_interval_s"))
+    except live_charts.PrometheusError as exc:
+        return jsonify(available=False, note=str(exc))
+    return jsonify({**data, "prometheus": url})

@@ -1,15 +1,25 @@
-"""Where the run's Grafana and Prometheus are, as the run's services recorded them."""
+"""Where the run's Grafana and Prometheus are, as the run's services recorded them, and what
+the run page's charts need to ask Prometheus: when the run started, its scrape interval."""
 
 from __future__ import annotations
 
 import json
 
+from llmsweep.live.plan import read_plan
 from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths
+from llmsweep.web import launch
 
 
 def links(paths: RunPaths) -> dict:
-    return {"grafana": _grafana_access(paths), "prometheus": _prometheus_url(paths)}
+    plan = read_plan(paths) or {}
+    monitoring = (plan.get("config") or {}).get("monitoring") or {}
+    return {
+        "grafana": _grafana_access(paths),
+        "prometheus": _prometheus_url(paths),
+        "started_at": plan.get("started_at") or (launch.driver(paths) or {}).get("started_at"),
+        "scrape_interval_s": monitoring.get("scrape_interval_s"),
+    }
 
 
 def _grafana_access(paths: RunPaths) -> dict | None:
