@@ -11,14 +11,23 @@ at each level against the same stub, alternating with llmsweep, and prints the r
 Install it in a venv of its own, never in the project's:
     python3 -m venv /tmp/peer && /tmp/peer/bin/pip install servebench==1.1.3
 
+With --live it measures the cost of the live view instead: each level runs as a sweep
+point does, in the client service (under gunicorn, as services.definitions starts it),
+followed by benchmark.follow_point; alternately without the live view and with it
+(llmsweep.live: live.json every 2 s, the rich live line drawn on a pseudo-terminal), in
+the same run, and prints the load generator's figures of both and their ratio.
+
 Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32] [--servebench PATH]
+       .venv/bin/python bench/loadgen.py --live [--seconds 5] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -26,31 +35,40 @@ import tempfile
 import threading
 from pathlib import Path
 
+from llmsweep.benchmark import follow_point, start_point
+from llmsweep.live.terminal import Terminal
+from llmsweep.live.watch import PointWatch
 from llmsweep.loadgen import point_request, runner
 from llmsweep.loadgen.session import InFlight, raise_fd_limit
+from llmsweep.paths import RunPaths
 from llmsweep.util import free_port, http_json, http_ok, wait_until
+
+LEVELS = (1, 64, 512, 2048)
+
+
+def point_body(clients: int, seconds: float, tokens: int) -> dict:
+    """A closed-loop point of `clients` for `seconds`, against the stub."""
+    return {
+        "pattern": "closed",
+        "sweep": {
+            "clients": clients,
+            "requests_per_client": 10**6,
+            "duration_s": seconds,
+            "max_point_duration_s": seconds + 60,
+        },
+        "warmup": {"requests": 0, "duration_s": 0},
+        "workload": {
+            "prompts": [{"prompt": "x", "max_tokens": tokens}],
+            "api": "completions",
+            "ignore_eos": False,
+            "request_timeout_s": 60,
+        },
+    }
 
 
 def measure(url: str, clients: int, seconds: float, tokens: int) -> dict:
     records: list[dict] = []
-    request = point_request.complete(
-        {
-            "pattern": "closed",
-            "sweep": {
-                "clients": clients,
-                "requests_per_client": 10**9,
-                "duration_s": seconds,
-                "max_point_duration_s": seconds + 60,
-            },
-            "warmup": {"requests": 0, "duration_s": 0},
-            "workload": {
-                "prompts": [{"prompt": "x", "max_tokens": tokens}],
-                "api": "completions",
-                "ignore_eos": False,
-                "request_timeout_s": 60,
-            },
-        }
-    )
+    request = point_request.complete(point_body(clients, seconds, tokens))
     server = runner.Server(url, "openai", "stub")
     _, before = http_json(url + "/stats")
     stats = asyncio.run(runner.run(server, request, records.append, threading.Event(), InFlight()))
@@ -69,6 +87,100 @@ def measure(url: str, clients: int, seconds: float, tokens: int) -> dict:
         "ttft_p50_ms": ttft[len(ttft) // 2] * 1000 if ttft else float("nan"),
         "added_ms": (sum(ttft) / len(ttft) - ttfb) * 1000 if ttft else float("nan"),
     }
+
+
+def client_service(stub_url: str) -> tuple[subprocess.Popen, str]:
+    """The client service under gunicorn, as services.definitions.client_service starts it,
+    loading the stub."""
+    port = free_port("127.0.0.1")
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    argv += ["--worker-class", "gthread", "--threads", "16", "--graceful-timeout", "5"]
+    argv += ["llmsweep.client_service.app:create_app()"]
+    env = {**os.environ, "LLMSWEEP_UPSTREAM": stub_url, "LLMSWEEP_ENGINE": "openai"}
+    env |= {"LLMSWEEP_MODEL": "stub", "LLMSWEEP_RUN": "bench"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http_ok(url + "/health"), 60, "the client service")
+    return proc, url
+
+
+class PseudoTerminal:
+    """A terminal for the live line (rich draws on a TTY), drained in a thread."""
+
+    def __init__(self):
+        import pty
+
+        self.master, slave = pty.openpty()
+        self.out = os.fdopen(slave, "w")
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        try:
+            while os.read(self.master, 65536):
+                pass
+        except OSError:
+            pass
+
+
+def measure_followed(base: str, clients: int, seconds: float, tokens: int, live) -> dict:
+    """One level run as a sweep point: through the client service, followed to its end by
+    follow_point, with the live view when `live` is (RunPaths, terminal output)."""
+    point = {"deployment": "stub", "load": f"c{clients}", "pattern": "closed"}
+    point |= {"clients": clients, "repeat": 0}
+    body = point_body(clients, seconds, tokens)
+    paths = live[0] if live else RunPaths("bench", tempfile.mkdtemp())
+    watch = PointWatch(paths, point, body, Terminal(live[1])) if live else None
+    point_id = start_point(base, body)
+    if watch:
+        watch.begin()
+    requests = paths.requests("stub", f"c{clients}")
+    requests.parent.mkdir(parents=True, exist_ok=True)
+    with open(os.devnull, "w") as log, contextlib.redirect_stderr(log):  # the job's log
+        view = follow_point(base, point_id, requests, point, [], watch)
+    records = [json.loads(line) for line in requests.read_text().splitlines()]
+    ok = [r for r in records if r["ok"]]
+    wall = view["client"]["wall_s"]
+    ttft = sorted(r["ttft_s"] for r in ok)
+    return {
+        "req_s": len(ok) / wall,
+        "chunks_s": sum(r["chunks"] for r in ok) / wall,
+        "errors": len(records) - len(ok),
+        "cpu_share": view["client"]["cpu_share"],
+        "ttft_p50_ms": ttft[len(ttft) // 2] * 1000 if ttft else float("nan"),
+    }
+
+
+def live_cost(url: str, seconds: float, tokens: int, repeats: int) -> None:
+    """Each level without and with the live view, alternating, `repeats` times each."""
+    service, base = client_service(url)
+    terminal = PseudoTerminal()
+    print(
+        f"{'clients':>8} {'live view':>9} {'req/s':>9} {'chunks/s':>10} {'errors':>7}"
+        f" {'gen CPU':>8} {'TTFT p50':>9}",
+        flush=True,
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = RunPaths("bench", tmp)
+            for clients in LEVELS:
+                runs: dict[bool, list[dict]] = {False: [], True: []}
+                for k in range(2 * repeats):
+                    with_live = bool(k % 2)
+                    live = (paths, terminal.out) if with_live else None
+                    runs[with_live].append(measure_followed(base, clients, seconds, tokens, live))
+                for with_live, ms in runs.items():
+                    m = {key: sum(x[key] for x in ms) / len(ms) for key in ms[0]}
+                    print(
+                        f"{clients:>8} {'on' if with_live else 'off':>9} {m['req_s']:>9.0f}"
+                        f" {m['chunks_s']:>10.0f} {m['errors']:>7.0f} {m['cpu_share']:>7.0%}"
+                        f" {m['ttft_p50_ms']:>7.2f}ms",
+                        flush=True,
+                    )
+                on, off = (sum(x["req_s"] for x in runs[b]) for b in (True, False))
+                print(f"{'':>8} {'on/off':>9} {on / off:>9.3f}", flush=True)
+    finally:
+        service.terminate()
+        service.wait(30)
 
 
 def servebench(binary: str, url: str, clients: int, seconds: float, tokens: int) -> dict:
@@ -115,6 +227,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--servebench", help="path of a servebench binary to compare with")
+    parser.add_argument(
+        "--live", action="store_true", help="measure the live view's cost (see the docstring)"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="--live: runs per level and mode")
     args = parser.parse_args()
     raise_fd_limit()
     port = free_port("127.0.0.1")
@@ -130,12 +246,15 @@ def main() -> None:
             f"stub on {url}, {args.tokens} chunks per request, {args.seconds:g} s per level,"
             f" {os.cpu_count()} cores shared by stub and generator"
         )
+        if args.live:
+            live_cost(url, args.seconds, args.tokens, args.repeats)
+            return
         peer = "  servebench req/s  TTFT p50  llmsweep/servebench" if args.servebench else ""
         print(
             f"{'clients':>8} {'req/s':>9} {'chunks/s':>10} {'errors':>7} {'gen CPU':>8}"
             f" {'TTFT p50':>9} {'added':>9}{peer}"
         )
-        for clients in (1, 64, 512, 2048):
+        for clients in LEVELS:
             m = measure(url, clients, args.seconds, args.tokens)
             added = f"{m['added_ms']:7.3f}ms" if clients == 1 else ""
             line = (

@@ -126,7 +126,7 @@ def collect_errors(page, errors: list) -> None:
 class WebServer:
     """`llmsweep web` in a subprocess: its URL (token included) from what it prints."""
 
-    def __init__(self, workdir: Path, *extra: str):
+    def __init__(self, workdir: Path, *extra: str, extra_env: dict | None = None):
         self.log = open(workdir / "web.log", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -142,7 +142,7 @@ class WebServer:
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            env=env(),
+            env={**env(), **(extra_env or {})},
             cwd=workdir,
         )
 

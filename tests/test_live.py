@@ -274,8 +274,10 @@ def test_the_watch_writes_live_json_every_few_seconds_and_its_end(tmp_path):
     watch.finished(summary)
     live = read_json(paths.live("m", "c2"))
     assert live["state"] == "done" and live["requests_done"] == 10 and live["in_flight"] == 0
-    assert out.getvalue().splitlines()[-1].endswith(
-        text.summary_line("m c2", figures.of_summary(summary))
+    assert (
+        out.getvalue()
+        .splitlines()[-1]
+        .endswith(text.summary_line("m c2", figures.of_summary(summary)))
     )
 
 
