@@ -305,3 +305,130 @@ def test_follow_point_feeds_the_watch_from_a_real_client_service(tmp_path):
     assert view["state"] == "done" and view["in_flight"] == 0 and view["completed"] == 40
     assert watch.figures.done == 40 and watch.figures.successful == 40
     assert "m c2: " in out.getvalue()  # at least one plain line while it ran (2 s polls)
+
+
+# -- the run page's drawing, with canned answers ---------------------------------------------
+def canned_progress() -> dict:
+    running = {
+        "deployment": "m",
+        "load": "c4",
+        "describe": "with 4 clients",
+        "state": "running",
+        "live": {**LIVE, "elapsed_s": 3, "time_left_s": None},
+    }
+    done = {
+        "deployment": "m",
+        "load": "c1",
+        "describe": "with 1 clients",
+        "state": "done",
+        "summary": of_summary(a_summary(T0, 65)),
+    }
+    pic = {
+        "run": "x",
+        "state": "running",
+        "total": 3,
+        "done": 1,
+        "running": [running],
+        "failed": [],
+        "points": [done, running],
+        "eta_s": 125,
+    }
+    return {
+        "run": "x",
+        "state": "running",
+        "total": 3,
+        "done": 1,
+        "percent": 33,
+        "current": "m c4",
+        "report": False,
+        "returncode": None,
+        "log_tail": "",
+        "live": pic,
+        "launched": False,
+    }
+
+
+CHARTS = {
+    "available": True,
+    "start": T0,
+    "end": T0 + 100,
+    "step": 10,
+    "interval": "14s",
+    "prometheus": "http://127.0.0.1:9",
+    "charts": [
+        {
+            "id": "ttft",
+            "title": "time to first token",
+            "unit": "s",
+            "series": [
+                {  # a gap, then a point alone
+                    "name": "p50",
+                    "points": [[T0, 0.5], [T0 + 10, 1.0], [T0 + 20, None], [T0 + 30, 2.0]],
+                },
+                {"name": "p99", "points": [[T0, 1.0], [T0 + 100, 4.0]]},
+            ],
+        },
+        {"id": "errors", "title": "errors/s", "unit": "errors/s", "series": []},
+    ],
+}
+
+
+def test_the_run_page_draws_live_figures_and_charts(tmp_path, artifacts):
+    from playwright.sync_api import expect, sync_playwright
+
+    from helpers import WebServer, chromium, collect_errors
+
+    server = WebServer(tmp_path)
+    answers = {
+        "progress": canned_progress(),
+        "queue": {"slurm": False, "jobs": [], "note": "no SLURM here"},
+        "monitoring": {"grafana": None, "prometheus": None, "tunnel": False},
+        "files": {"path": "", "entries": []},
+        "charts": CHARTS,
+    }
+    errors: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = chromium(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            collect_errors(page, errors)
+
+            def answer(route):
+                what = route.request.url.split("/api/runs/x/")[1].split("?")[0]
+                route.fulfill(json=answers[what])
+
+            page.route("**/api/runs/x/*", answer)
+            page.goto(f"{server.base}/runs/x?token={server.token}")
+            row = page.locator("#running-points tr[data-point='m c4'] td")
+            expect(row).to_have_text(
+                ["m c4 (with 4 clients)", "3/8", "1.50", "40.0", "120 ms", "20 ms"]
+                + ["0", "4", "7s"]
+            )
+            done = page.locator("#finished-points tr[data-point='m c1'] td")
+            expect(done.nth(0)).to_have_text("m c1")
+            expect(done.nth(8)).to_have_text("1m05s")
+            expect(page.locator("#sweep-line")).to_have_text(
+                "1 of 3 points done, 1 running, sweep ETA 2m05s"
+            )
+            expect(page.locator("#stop-run")).to_be_hidden()  # not launched from here
+            paths = page.locator("figure[data-chart=ttft] path.series")
+            expect(paths).to_have_count(2)
+            p50 = paths.nth(0).get_attribute("d")
+            # x: 40 + t/100 * 292; y: 8 + (1 - v/4) * 104; the gap starts a new line and the
+            # point alone is drawn as a dot (a line to itself).
+            assert p50 == "M40.0 99.0 L69.2 86.0 M127.6 60.0 L127.6 60.0", p50
+            assert paths.nth(1).get_attribute("d") == "M40.0 86.0 L332.0 8.0"
+            assert json.loads(paths.nth(0).get_attribute("data-values"))[2] == [T0 + 20, None]
+            labels = page.locator("figure[data-chart=ttft] svg text").all_text_contents()
+            assert labels[:2] == ["4.0", "0"]
+            expect(page.locator("figure[data-chart=errors] .legend")).to_have_text("no data yet")
+            page.screenshot(path=str(artifacts / "live-web-canned.png"), full_page=True)
+            # Without Prometheus the charts drawn stay and the page says why.
+            answers["charts"] = {"available": False, "note": "the run's Prometheus is not running"}
+            page.evaluate("charts()")
+            expect(page.locator("#charts-note")).to_contain_text("Prometheus is not running")
+            expect(page.locator("#charts figure.chart")).to_have_count(2)
+            browser.close()
+    finally:
+        server.stop()
+    assert not errors, errors

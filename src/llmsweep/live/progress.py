@@ -23,6 +23,27 @@ def _read(path) -> dict | None:
         return None
 
 
+_summaries: dict[str, tuple[tuple[int, int], dict]] = {}
+
+
+def _summary_figures(path) -> dict | None:
+    """figures.of_summary of a summary.json, read again only when the file changed (a
+    deployment job asks every few seconds; finished points' summaries do not change)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (st.st_mtime_ns, st.st_size)
+    cached = _summaries.get(str(path))
+    if cached and cached[0] == key:
+        return cached[1]
+    summary = _read(path)
+    if summary is None:
+        return None
+    _summaries[str(path)] = (key, figures.of_summary(summary))
+    return _summaries[str(path)][1]
+
+
 def _known_points(paths: RunPaths, plan: dict | None) -> list[dict]:
     """The plan's points; without a plan, those with files under bench/."""
     if plan:
@@ -37,12 +58,12 @@ def point_state(paths: RunPaths, point: dict, now: float) -> dict:
     slug, load = point["deployment"], point["load"]
     out = {"deployment": slug, "load": load, "describe": point.get("describe", "")}
     live = _read(paths.live(slug, load))
-    summary = _read(paths.summary(slug, load))
+    summary = _summary_figures(paths.summary(slug, load))
     if live and live.get("state") in ("starting", "running"):
         fresh = now - live.get("updated_at", 0) <= STALE_S
         out |= {"state": "running" if fresh else "stalled", "live": live}
     elif summary:
-        out |= {"state": "done", "summary": figures.of_summary(summary)}
+        out |= {"state": "done", "summary": summary}
     elif live and live.get("state") == "failed":
         out |= {"state": "failed", "live": live}
     else:

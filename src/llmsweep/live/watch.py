@@ -16,7 +16,6 @@ from llmsweep.paths import RunPaths
 from llmsweep.util import write_json_atomic
 
 LIVE_EVERY_S = 2.0  # live.json and the terminal line
-RUN_EVERY_S = 5.0  # the whole run's line (reads every point's files)
 
 
 class PointWatch:
@@ -56,8 +55,6 @@ class PointWatch:
         self.total: int | None = None
         self.in_flight: int | None = None
         self.written_at = -math.inf
-        self.run: dict | None = None
-        self.run_at = -math.inf
         self.write("starting")  # its prompts are built, the client service asked
 
     def begin(self) -> None:
@@ -92,11 +89,8 @@ class PointWatch:
         if now - self.written_at < LIVE_EVERY_S:
             return
         live = self.write("running")
-        if self.terminal is None:
-            return
-        if now - self.run_at >= RUN_EVERY_S:
-            self.run, self.run_at = progress.picture(self.paths, now), now
-        self.terminal.show(live, self.run)
+        if self.terminal is not None:
+            self.terminal.show(live, progress.picture(self.paths, now))
 
     def finished(self, summary: dict) -> None:
         """The point is done: its last figures stay in live.json, its summary line is shown."""

@@ -82,11 +82,12 @@ def number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def gpus_seen(prometheus: str, run: str, at: float) -> bool:
-    result = ask(
-        prometheus, "/api/v1/query", {"query": queries.gpus_seen(f'run="{run}"'), "time": at}
-    )
-    return any((number(r["value"][1]) or 0) > 0 for r in result)
+def gpus_seen(prometheus: str, run: str, rng: dict) -> bool:
+    """Whether the GPU exporter reported a GPU at any time of the range (it stops with its
+    deployment's server)."""
+    query = {"query": queries.gpus_seen(f'run="{run}"'), **rng}
+    result = ask(prometheus, "/api/v1/query_range", query)
+    return any((number(v) or 0) > 0 for r in result for _, v in r["values"])
 
 
 def fetch(
@@ -97,7 +98,7 @@ def fetch(
     now = time.time() if now is None else now
     span = window(started_at, now, scrape_s or 5)
     rng = {k: span[k] for k in ("start", "end", "step")}
-    charts = specs(run, span["interval"], gpus_seen(prometheus, run, now))
+    charts = specs(run, span["interval"], gpus_seen(prometheus, run, rng))
     for c in charts:
         drawn = []
         for s in c["series"]:

@@ -64,6 +64,7 @@ function live(pic) {
   document.getElementById("sweep-line").textContent = parts.join(", ");
   const running = document.querySelector("#running-points tbody");
   running.replaceChildren();
+  document.getElementById("running-points").hidden = !pic.running.length;
   for (const p of pic.running) {
     const f = p.live;
     const requests = f.time_left_s !== null && f.time_left_s !== undefined
@@ -162,7 +163,7 @@ async function charts() {
     note.textContent = status !== 200 ? body.error : `Charts: ${body.note}.`;
     return;
   }
-  box.dataset.range = JSON.stringify({start: body.start, end: body.end, step: body.step});
+  box.dataset.range = JSON.stringify({start: body.start, end: body.end, step: body.step, interval: body.interval});
   box.replaceChildren(...body.charts.map((c) => chart(c, body.start, body.end)));
   note.textContent = `From the run's Prometheus (${body.prometheus}), every ${body.step} s, rates over ${body.interval}.`;
 }
