@@ -15,7 +15,8 @@ With --live it measures the cost of the live view instead: each level runs as a 
 point does, in the client service (under gunicorn, as services.definitions starts it),
 followed by benchmark.follow_point; alternately without the live view and with it
 (llmsweep.live: live.json every 2 s, the rich live line drawn on a pseudo-terminal), in
-the same run, and prints the load generator's figures of both and their ratio.
+the same run, and prints the load generator's figures of both, their ratio, and the CPU
+time the live view itself took in the following process (ms per second of the point).
 
 Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32] [--servebench PATH]
        .venv/bin/python bench/loadgen.py --live [--seconds 5] [--repeats 2]
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from llmsweep.benchmark import follow_point, start_point
@@ -130,9 +132,18 @@ def measure_followed(base: str, clients: int, seconds: float, tokens: int, live)
     body = point_body(clients, seconds, tokens)
     paths = live[0] if live else RunPaths("bench", tempfile.mkdtemp())
     watch = PointWatch(paths, point, body, Terminal(live[1])) if live else None
+    spent = 0.0  # CPU time of the live view in this (the deployment job's) process
+
+    def timed(view: dict) -> None:
+        nonlocal spent
+        t = time.thread_time()
+        update(view)
+        spent += time.thread_time() - t
+
     point_id = start_point(base, body)
     if watch:
         watch.begin()
+        update, watch.update = watch.update, timed
     requests = paths.requests("stub", f"c{clients}")
     requests.parent.mkdir(parents=True, exist_ok=True)
     with open(os.devnull, "w") as log, contextlib.redirect_stderr(log):  # the job's log
@@ -147,6 +158,7 @@ def measure_followed(base: str, clients: int, seconds: float, tokens: int, live)
         "errors": len(records) - len(ok),
         "cpu_share": view["client"]["cpu_share"],
         "ttft_p50_ms": ttft[len(ttft) // 2] * 1000 if ttft else float("nan"),
+        "live_cpu_ms_s": spent / wall * 1000,
     }
 
 
@@ -156,7 +168,7 @@ def live_cost(url: str, seconds: float, tokens: int, repeats: int) -> None:
     terminal = PseudoTerminal()
     print(
         f"{'clients':>8} {'live view':>9} {'req/s':>9} {'chunks/s':>10} {'errors':>7}"
-        f" {'gen CPU':>8} {'TTFT p50':>9}",
+        f" {'gen CPU':>8} {'TTFT p50':>9} {'live view CPU':>14}",
         flush=True,
     )
     try:
@@ -173,7 +185,7 @@ def live_cost(url: str, seconds: float, tokens: int, repeats: int) -> None:
                     print(
                         f"{clients:>8} {'on' if with_live else 'off':>9} {m['req_s']:>9.0f}"
                         f" {m['chunks_s']:>10.0f} {m['errors']:>7.0f} {m['cpu_share']:>7.0%}"
-                        f" {m['ttft_p50_ms']:>7.2f}ms",
+                        f" {m['ttft_p50_ms']:>7.2f}ms {m['live_cpu_ms_s']:>9.2f} ms/s",
                         flush=True,
                     )
                 on, off = (sum(x["req_s"] for x in runs[b]) for b in (True, False))
