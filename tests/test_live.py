@@ -245,6 +245,29 @@ def test_on_a_tty_the_line_is_redrawn_in_place_and_the_summary_stays():
     assert screen.rstrip().endswith("llmsweep: m c4 done: 8 requests")
 
 
+def test_on_a_tty_shared_with_another_deployment_s_job_lines_are_plain():
+    master, slave = pty.openpty()
+    out = os.fdopen(slave, "w")
+    term = Terminal(out, plain_every_s=5)
+    run = {"run": "t", "done": 0, "total": 4, "failed": [], "eta_s": 9}
+    run["running"] = [{"deployment": "m"}, {"deployment": "n"}]
+    term.show(LIVE, run, now=0)
+    term.show({**LIVE, "requests_done": 4}, run, now=1)  # within 5 s: not shown
+    term.show({**LIVE, "requests_done": 5}, run, now=6)
+    out.flush()
+    data = b""
+    while select.select([master], [], [], 0.2)[0]:
+        data += os.read(master, 65536)
+    out.close()
+    os.close(master)
+    lines = data.decode().replace("\r\n", "\n").splitlines()
+    assert [re.sub(r"\d\d:\d\d:\d\d", "T", line)[:42] for line in lines] == [
+        "llmsweep: T m c4: 3/8 requests, 1.50 req/s",
+        "llmsweep: T m c4: 5/8 requests, 1.50 req/s",
+    ]
+    assert lines[0].endswith("| sweep t: 0/4 points done, 2 running, ETA 9s")
+
+
 # -- a point followed through a real client service ------------------------------------------
 class Clock:
     def __init__(self):

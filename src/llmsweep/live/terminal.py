@@ -1,9 +1,10 @@
 """The terminal view of a deployment job (its stdout is the terminal that started the sweep;
 its stderr is its log file).
 
-On a TTY: one live line per job, redrawn in place by rich (transient: it disappears when
-the point ends), and a summary line per finished point. Otherwise (a batch job's output, a
-file, the web front end's driver log): plain lines, at most one per PLAIN_EVERY_S per point,
+On a TTY: one live line, redrawn in place by rich (transient: it disappears when the point
+ends), and a summary line per finished point. Otherwise (a batch job's output, a file, the
+web front end's driver log), and on a TTY while several deployments of the run run side by
+side (their jobs share the terminal): plain lines, at most one per PLAIN_EVERY_S per point,
 each with the time, and the same summary lines. Every line starts with the point's
 deployment and load, so the lines of deployments running side by side stay readable.
 """
@@ -37,43 +38,58 @@ class Terminal:
         self.last_plain: dict[str, float] = {}
 
     def show(self, live: dict, run: dict | None = None, now: float | None = None) -> None:
-        """The running point's figures (and the run's line): redrawn on a TTY, else a plain
-        line when the last one for this point is PLAIN_EVERY_S old."""
+        """The running point's figures (and the run's line): redrawn in place on a TTY, else
+        a plain line when the last one for this point is PLAIN_EVERY_S old. While another
+        deployment of the run also runs, its job writes to the same terminal: one line
+        redrawn in place by two processes would garble, so both write plain lines then."""
         line = text.live_line(live)
         tail = f" | {text.run_line(run)}" if run else ""
-        if self.console is not None:
-            shown = Text.assemble(
-                PREFIX, (line, "bold"), (tail, "dim"), no_wrap=True, overflow="ellipsis"
-            )
-            if self.live is None:
-                self.live = Live(
-                    console=self.console,
-                    auto_refresh=False,  # redrawn when figures change, no thread of its own
-                    transient=True,
-                    redirect_stdout=False,
-                    redirect_stderr=False,
-                )
-                self.live.start()
-            self.live.update(shown, refresh=True)
+        others = {p["deployment"] for p in (run or {}).get("running", [])} - {live["deployment"]}
+        if self.console is not None and not others:
+            self.redraw(Text.assemble(PREFIX, (line, "bold"), (tail, "dim")))
             return
+        self.stop_live()
         now = time.monotonic() if now is None else now
         name = text.point_name(live)
         if now - self.last_plain.get(name, -math.inf) >= self.plain_every_s:
             self.last_plain[name] = now
-            self.say(line + tail)
+            self.say(line + tail, stamp=True)
 
-    def ended(self, line: str) -> None:
-        """A point ended: its live line goes, `line` (its summary) stays."""
+    def redraw(self, shown: Text) -> None:
+        shown.no_wrap, shown.overflow = True, "ellipsis"  # one line: it is redrawn in place
+        if self.live is None:
+            self.live = Live(
+                console=self.console,
+                auto_refresh=False,  # redrawn when figures change, no thread of its own
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self.live.start()
+            # Other processes write to this terminal too, and a job killed outright could
+            # not show the cursor again: it stays shown.
+            self.console.show_cursor(True)
+        self.live.update(shown, refresh=True)
+
+    def stop_live(self) -> None:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+    def ended(self, line: str) -> None:
+        """A point ended: its live line goes, `line` (its summary) stays."""
+        self.stop_live()
         self.say(line)
 
-    def say(self, line: str) -> None:
+    def say(self, line: str, stamp: bool = False) -> None:
+        """A line that stays; with the time when it is one of a series of plain lines (and
+        always without a terminal: logs read better with times)."""
+        if self.console is None or stamp:
+            line = f"{text.clock(time.time())} {line}"
         if self.console is not None:
             self.console.print(PREFIX + line, soft_wrap=True, markup=False)
         else:
-            print(f"{PREFIX}{text.clock(time.time())} {line}", file=self.out, flush=True)
+            print(PREFIX + line, file=self.out, flush=True)
 
 
 _terminal: Terminal | None = None
