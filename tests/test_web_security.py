@@ -414,6 +414,7 @@ API_ROUTES = [
     ("POST", "/api/runs/{run}/stop"),
     ("GET", "/api/runs/{run}/files"),
     ("GET", "/api/runs/{run}/monitoring"),
+    ("GET", "/api/runs/{run}/charts"),
 ]
 PAGE_ROUTES = [
     ("GET", "/"),
