@@ -15,4 +15,5 @@ acquire(
     snakemake.output.lease,  # noqa: F821
     backend=snakemake.params.backend,  # noqa: F821
     resources=dict(snakemake.resources.items()),  # noqa: F821
+    poll_interval_s=snakemake.params.poll_interval_s,  # noqa: F821
 )

@@ -81,8 +81,15 @@ def assert_nothing_alive(workdir: Path, timeout: float = 0) -> None:
 
 
 def mtimes(workdir: Path) -> dict[str, int]:
+    """Modification times of every point's files (bench/<deployment>/<load>/*.json*)."""
     bench = workdir / "results" / "t" / "bench"
-    return {str(p.relative_to(bench)): p.stat().st_mtime_ns for p in sorted(bench.rglob("*.json*"))}
+    files = sorted(p for p in bench.glob("*/*/*.json*") if p.parent.name != "sessions")
+    return {str(p.relative_to(bench)): p.stat().st_mtime_ns for p in files}
+
+
+def deployment_log(workdir: Path, slug: str = "gemma3-270m") -> str:
+    """What a deployment's job wrote to its log."""
+    return (workdir / "results" / "t" / "logs" / "deployment" / f"{slug}.log").read_text()
 
 
 def follow(client, point_id: str) -> tuple[list[dict], dict]:

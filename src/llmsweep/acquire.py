@@ -79,15 +79,18 @@ def acquire(
     resources: dict | None = None,
     queue: QueueView | None = None,
     devices: list[str] | None = None,
+    poll_interval_s: float | None = None,
 ) -> dict:
     """Ensure `service` (for deployment `dep`) with `backend`; return its lease, written
     to `lease_path` when given.
 
     With the slurm backend, `resources` (from the profile) become the service job's sbatch
-    flags, and `queue` is the run's shared view of the queue. Locally, `devices` are the
-    GPUs the LLM server may see.
+    flags, and `queue` is the run's shared view of the queue (made here when only its
+    `poll_interval_s` is given). Locally, `devices` are the GPUs the LLM server may see.
     """
     paths = paths_of(cfg, results)
+    if backend == "slurm" and queue is None and poll_interval_s:
+        queue = QueueView(paths.slurm_queue, job_name(cfg, ""), poll_interval_s)
     if service == "llm_server" and dep["engine"] == "openai":
         lease = external_server(cfg, dep)
     else:

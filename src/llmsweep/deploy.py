@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 
@@ -18,6 +19,7 @@ from llmsweep.benchmark import run_point
 from llmsweep.engines import engine_module
 from llmsweep.loadgen import sweep
 from llmsweep.paths import RunPaths
+from llmsweep.procs import DRIVER_ENV, pid_alive
 from llmsweep.services.controller import Controller, ServiceError
 from llmsweep.services.local import LocalBackend
 from llmsweep.services.slurm import QueueView, SlurmBackend
@@ -197,6 +199,9 @@ class Deployment:
     def run_points(self, todo: list[dict], held: dict[str, dict]) -> list[str]:
         failed = []
         for i, point in enumerate(todo):
+            if driver_gone():
+                raise DeploymentFailed(f"{self.dep['label']}: the workflow driver is gone")
+            say(f"{self.dep['label']}: point {point['load']} ({sweep.describe_load(point)})")
             point["gpus"] = self.session["server"].get("gpus", 0)
             entry = {"load": point["load"], "started_at": time.time()}
             try:
@@ -247,6 +252,13 @@ class Deployment:
         folder = self.paths.deployment_sessions(self.dep["slug"])
         name = f"{int(self.session['server']['requested_at'] * 1000)}.json"
         write_json_atomic(folder / name, self.session)
+
+
+def driver_gone() -> bool:
+    """Whether the workflow driver that started this job has died (a killed driver leaves
+    its jobs behind: they must not start another point)."""
+    pid = os.environ.get(DRIVER_ENV)
+    return bool(pid) and not pid_alive(int(pid))
 
 
 def say(text: str) -> None:
