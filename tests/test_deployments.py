@@ -154,7 +154,13 @@ def test_the_original_recipe_runs_to_a_report(tmp_path):
         }
     }
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
-    write_config(tmp_path, engines={"llama_cpp": {"gpu_layers": 0}}, workload={"max_tokens": 4})
+    # The recipe's models are Ollama's unless the config names the engine, as here.
+    write_config(
+        tmp_path,
+        engine="llama_cpp",
+        engines={"llama_cpp": {"gpu_layers": 0}},
+        workload={"max_tokens": 4},
+    )
     files = [str(tmp_path / "config.yaml"), str(tmp_path / "recipe.json")]
     proc = snakemake(tmp_path, "--configfile", *files)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -162,3 +168,22 @@ def test_the_original_recipe_runs_to_a_report(tmp_path):
     assert summary["successful"] == 1
     assert (tmp_path / "results/t/report/index.html").stat().st_size > 0
     assert_nothing_alive(tmp_path)
+
+
+@pytest.mark.parametrize("profile", ["default", "slurm"])
+def test_a_dry_run_of_the_original_example_recipe_succeeds(tmp_path, profile):
+    recipe = {
+        "job": {
+            "name": "ollama_inference_job",
+            "infrastructure": {"partition": "gpu", "account": "p200981", "time": "01:00:00"},
+            "service": {"model": "llama2", "n_clients": 100, "n_requests_per_client": 10},
+        }
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    cmd = ["--configfile", str(path), "--profile", str(ROOT / "profiles" / profile), "-n"]
+    proc = snakemake(tmp_path, *cmd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "Deployment llama2" in out and "Traceback" not in out
+    assert not (tmp_path / "results" / "ollama_inference_job" / "services").exists()

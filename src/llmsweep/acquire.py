@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import time
 
-from llmsweep import gpus
+from llmsweep import gpus, programs
 from llmsweep.engines import openai
 from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths
 from llmsweep.services import definitions
-from llmsweep.services.controller import Controller
+from llmsweep.services.controller import Controller, ServiceError
 from llmsweep.services.local import LocalBackend
-from llmsweep.services.slurm import QueueView, SlurmBackend, merge_infrastructure
+from llmsweep.services.slurm import QueueView, SlurmBackend, SlurmError, merge_infrastructure
 from llmsweep.util import wait_until, write_atomic, write_json_atomic
+
+# What can stop a service from starting, each with a message meant for the user (shown as
+# it is, without a traceback).
+FAILURES = (ServiceError, SlurmError, programs.MissingProgram, gpus.GPUError)
 
 ROLES = {
     "pushgateway": "pushgateway",

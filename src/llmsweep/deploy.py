@@ -14,13 +14,13 @@ import sys
 import time
 
 from llmsweep import gpus
-from llmsweep.acquire import acquire, job_name
+from llmsweep.acquire import FAILURES, acquire, job_name
 from llmsweep.benchmark import run_point
 from llmsweep.engines import engine_module
 from llmsweep.loadgen import sweep
 from llmsweep.paths import RunPaths
 from llmsweep.procs import DRIVER_ENV, pid_alive
-from llmsweep.services.controller import Controller, ServiceError
+from llmsweep.services.controller import Controller
 from llmsweep.services.local import LocalBackend
 from llmsweep.services.slurm import QueueView, SlurmBackend
 from llmsweep.util import read_json, write_json_atomic
@@ -269,5 +269,5 @@ def run(cfg: dict, dep: dict, held: dict, record_path: str, **options) -> dict:
     """Run deployment `dep` (the deployment rule); see Deployment."""
     try:
         return Deployment(cfg, dep, **options).run(held, record_path)
-    except ServiceError as exc:
+    except FAILURES as exc:
         raise DeploymentFailed(f"{dep['label']}: {exc}") from None

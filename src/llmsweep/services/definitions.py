@@ -28,6 +28,7 @@ def _base(cfg: dict, key: str, role: str, port_key: str) -> dict:
         "env": {},
         "ready_timeout_s": svc["ready_timeout_s"],
         "idle_timeout_s": svc["idle_timeout_s"],
+        "owner_timeout_s": svc["owner_timeout_s"],
         "targets": [],
     }
 
