@@ -4,14 +4,22 @@ settings value running only its own points. Real llama.cpp server and model."""
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from helpers import assert_nothing_alive, mtimes, snakemake, write_config
-from llmsweep.util import read_json
+from helpers import (
+    assert_nothing_alive,
+    deployment_log,
+    mtimes,
+    snakemake,
+    start_snakemake,
+    write_config,
+)
+from llmsweep.util import read_json, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -187,3 +195,32 @@ def test_a_dry_run_of_the_original_example_recipe_succeeds(tmp_path, profile):
     out = proc.stdout + proc.stderr
     assert "Deployment llama2" in out and "Traceback" not in out
     assert not (tmp_path / "results" / "ollama_inference_job" / "services").exists()
+
+
+def test_a_prometheus_lost_mid_run_is_restarted_and_the_gap_reported(tmp_path):
+    write_config(
+        tmp_path,
+        sweep={"clients": [1, 2, 3], "requests_per_client": 2},
+        engines={"llama_cpp": {"gpu_layers": 0}},
+    )
+    driver = start_snakemake(tmp_path)
+    services = tmp_path / "results" / "t" / "services"
+    try:
+        first = tmp_path / "results/t/bench/gemma3-270m/c1/summary.json"
+        wait_until(first.exists, 300, "the first point's summary")
+        prometheus = read_json(services / "prometheus" / "instance.json")
+        os.killpg(prometheus["pid"], signal.SIGKILL)
+        assert driver.wait(600) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    log = deployment_log(tmp_path)
+    assert "the run's prometheus is gone; monitoring has a gap, restarting it" in log
+    history = (services / "prometheus" / "history.jsonl").read_text().splitlines()
+    started = [json.loads(line) for line in history if '"started"' in line]
+    assert len(started) == 2
+    meta = read_json(tmp_path / "results/t/report/metadata.json")
+    assert [g["service"] for g in meta["monitoring_gaps"]] == ["prometheus"]
+    assert "WITH GAPS" in meta["monitoring"]
+    assert "WITH GAPS" in (tmp_path / "results/t/report/index.html").read_text()
+    assert_nothing_alive(tmp_path)

@@ -201,6 +201,7 @@ class Deployment:
         for i, point in enumerate(todo):
             if driver_gone():
                 raise DeploymentFailed(f"{self.dep['label']}: the workflow driver is gone")
+            self.keep_monitoring(held)
             say(f"{self.dep['label']}: point {point['load']} ({sweep.describe_load(point)})")
             point["gpus"] = self.session["server"].get("gpus", 0)
             entry = {"load": point["load"], "started_at": time.time()}
@@ -224,6 +225,29 @@ class Deployment:
                 failed += [f"{p['load']}: not run, the server stopped" for p in todo[i + 1 :]]
                 break
         return failed
+
+    def keep_monitoring(self, held: dict[str, dict]) -> None:
+        """Restart the run's Pushgateway or Prometheus if it died, say so loudly, and note
+        the gap in the session record (the report shows it)."""
+        controller = Controller(self.paths)
+        for service in ("pushgateway", "prometheus"):
+            lease = held.get(service)
+            if not lease or controller.alive(lease["key"]):
+                continue
+            noticed = time.time()
+            say(f"WARNING: the run's {service} is gone; monitoring has a gap, restarting it")
+            inst = controller.instance(lease["key"]) or {}
+            held[service] = acquire(
+                self.cfg,
+                service,
+                results=str(self.paths.root.parent),
+                backend=self.backend,
+                resources=inst.get("resources"),
+                queue=self.queue,
+            )
+            gap = {"service": service, "noticed_at": noticed, "restarted_at": time.time()}
+            self.session.setdefault("monitoring_gaps", []).append(gap)
+            self.save_session()
 
     def server_answers(self, llm: dict) -> bool:
         return engine_module(self.dep["engine"]).healthy(llm["url"])

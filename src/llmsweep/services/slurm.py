@@ -263,6 +263,7 @@ class SlurmBackend:
             "pid": None,
             "job_name": self.job_name,
             "submitted_at": time.time(),
+            "resources": self.resources,  # to submit it again the same way
         }
 
     def state(self, instance: dict) -> str:
