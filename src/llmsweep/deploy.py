@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from llmsweep import gpus
 from llmsweep.acquire import FAILURES, acquire, job_name
@@ -139,8 +140,7 @@ class Deployment:
         self.session = {"server": {"requested_at": time.time()}, "points": []}
         self.save_session()
         try:
-            llm = self.start("llm_server", devices=devices)
-            client = self.start("client_service", llm_url=llm["url"])
+            llm, client = self.start_both(devices)
             return self.run_points(todo, {**held, "llm_server": llm, "client_service": client})
         finally:
             self.stop_services()
@@ -159,6 +159,19 @@ class Deployment:
         if claimed:
             say(f"{self.dep['label']}: GPUs {','.join(claimed)}")
         return claimed
+
+    def start_both(self, devices: list[str] | None) -> tuple[dict, dict]:
+        """The LLM server and the client service, started together: the client service
+        learns the server's URL from the file the server writes once ready, so neither
+        waits in a queue for the other while the server holds its GPUs. (A server
+        llmsweep does not run has its URL already.)"""
+        if self.dep["engine"] == "openai":
+            llm = self.start("llm_server")
+            return llm, self.start("client_service", llm_url=llm["url"])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            client = pool.submit(self.start, "client_service")
+            llm = self.start("llm_server", devices=devices)
+            return llm, client.result()
 
     def start(self, service: str, llm_url: str | None = None, devices=None) -> dict:
         resources = self.server_resources if service == "llm_server" else self.client_resources
@@ -256,13 +269,18 @@ class Deployment:
         """Stop the client service and the LLM server of this deployment (not the run's
         Pushgateway and Prometheus), and note when."""
         controller = Controller(self.paths, self.runner())
-        for service in ("client_service", "llm_server"):
+
+        def stop(service: str) -> None:
             key = f"{service}.{self.dep['slug']}"
             try:
-                if controller.stop(key):
+                if controller.stop(key, settle=False):
                     say(f"stopped {key}")
             except Exception as exc:  # noqa: BLE001 - the other must still be stopped
                 say(f"could not stop {key}: {exc}")
+
+        # Both at once: a job's scancel and its end take seconds the GPU would sit idle.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(stop, ("llm_server", "client_service")))
         if self.session.get("server"):
             self.session["server"]["stopped_at"] = time.time()
             self.save_session()

@@ -281,13 +281,14 @@ class Controller:
             )
         return rows
 
-    def stop(self, key: str) -> bool:
+    def stop(self, key: str, settle: bool = True) -> bool:
         """Stop service `key` (its job or process group) and drop its endpoint; record the
-        stop in its history. Returns whether it was running."""
+        stop in its history. Returns whether it was running. With `settle` false a SLURM
+        job is waited for until it stops running, not until it has left the queue."""
         inst = self.instance(key)
         if not inst:
             return False
-        ran = self.backend_of(inst).stop(inst)
+        ran = self.backend_of(inst).stop(inst, settle=settle)
         (self._dir(key) / "endpoint.json").unlink(missing_ok=True)
         self._history(key, inst["instance"], "stopped")
         return ran
