@@ -52,7 +52,7 @@ def test_run_resume_extend(tmp_path):
         assert summary["output_tokens"] == sum(r["output_tokens"] for r in records)
         assert summary["point"]["peak_in_flight"] == clients
     page = (report / "index.html").read_text()
-    assert "data:image/png;base64," in page and "TTFT p50 s" in page
+    assert "data:image/png;base64," in page and "TTFT p50 ms" in page
 
     before = mtimes(tmp_path)
     proc = snakemake(tmp_path)

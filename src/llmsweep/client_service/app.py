@@ -70,17 +70,22 @@ def upstream() -> str:
         return cfg["UPSTREAM"]
     try:
         with open(cfg["UPSTREAM_FILE"]) as f:
-            return str(json.load(f).get("url") or "")
+            url = str(json.load(f).get("url") or "")
     except (OSError, ValueError, AttributeError):
         return ""
+    cfg["UPSTREAM_SEEN"] = True
+    return url
 
 
 @bp.get("/health")
 def health():
     cfg = current_app.config
     url = upstream()
-    if not url:  # started beside a server that is not ready yet: this service is
+    if not url and not cfg.get("UPSTREAM_SEEN"):
+        # Started beside a server that is not ready yet: this service itself is.
         return jsonify(status="waiting_for_upstream", upstream=None, model=cfg["MODEL"]), 200
+    if not url:  # the server's endpoint is gone: the server stopped
+        return jsonify(status="upstream_down", upstream=None, model=cfg["MODEL"]), 503
     upstream_ok = engine_module(cfg["ENGINE"]).healthy(url)
     status = 200 if upstream_ok else 503
     return jsonify(
