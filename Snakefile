@@ -20,6 +20,9 @@ include: "rules/report.smk"
 
 onstart:
     stop_on_signals(stop_services)
+    # Services on other hosts see this driver through its heartbeat file (not written
+    # by a dry run, which starts nothing).
+    keep_heartbeat(PATHS.driver_heartbeat)
     limit_deployments(service_backend(None))
 
 

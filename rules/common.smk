@@ -225,8 +225,6 @@ if workflow.is_main_process and not os.environ.get(UNLOCKING_ENV):
             workflow.config_settings.config_args,
         )
     )
-    # Services on other hosts see this driver through its heartbeat file.
-    keep_heartbeat(PATHS.driver_heartbeat)
     # A lease whose service is gone must be acquired again, which restarts the service.
     for lease in Controller(PATHS).prune():
         print(f"llmsweep: dropped stale lease {lease}", file=sys.stderr)

@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT, service_pids
 from llmsweep.procs import group_alive, pid_alive
 from llmsweep.util import wait_until
-from workflow_cmd import snakemake_cmd
+from workflow_cmd import local_env, snakemake_cmd
 
 BASE = {
     "run": "t",
@@ -39,8 +39,9 @@ def write_config(workdir: Path, **changes) -> Path:
 
 
 def env() -> dict:
+    """The environment of a local workflow run (see workflow_cmd.local_env)."""
     path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
-    return {**os.environ, "PATH": path, "PYTHONPATH": str(ROOT / "src")}
+    return local_env({**os.environ, "PATH": path, "PYTHONPATH": str(ROOT / "src")})
 
 
 def snakemake(
