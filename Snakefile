@@ -22,6 +22,9 @@ include: "rules/report.smk"
 
 onstart:
     stop_on_signals(stop_services)
+    # Services on other hosts see this driver through its heartbeat file (not written
+    # by a dry run, which starts nothing).
+    keep_heartbeat(PATHS.driver_heartbeat)
     limit_deployments(service_backend(None))
     # The run's config and points, for `llmsweep status` and the run page (llmsweep.live).
     write_plan(PATHS, config)

@@ -1,6 +1,7 @@
 import os
 import re
 import sys
+import warnings
 
 from llmsweep import config as llmsweep_config
 from llmsweep import deployments as llmsweep_deployments
@@ -11,6 +12,7 @@ from llmsweep.paths import RunPaths
 from llmsweep.driver import (
     UNLOCKING_ENV,
     become_driver,
+    keep_heartbeat,
     stop_on_signals,
     unlock_command,
 )
@@ -18,8 +20,20 @@ from llmsweep.services.controller import Controller
 
 # Validate (and fill defaults) before any job starts; a bad key stops the run here with
 # one line, as `llmsweep check-config` says it (SystemExit: Snakemake prints no traceback).
+def one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """Config warnings as one line each, without Python's source line."""
+    print(f"llmsweep: warning: {message}", file=sys.stderr)
+
+
+warnings.showwarning = one_line_warning
+
 try:
     llmsweep_config.read_config_args(config, workflow.config_settings.config_args)
+    llmsweep_config.recipe_engine(
+        config,
+        [llmsweep_config.read_file(f) for f in workflow.config_settings.configfiles or ()]
+        + [{str(a).partition("=")[0]: None} for a in workflow.config_settings.config_args or ()],
+    )
     llmsweep_config.prepare(config)
     DEPLOYMENT_LIST = llmsweep_deployments.expand(config)
 except llmsweep_config.ConfigError as exc:

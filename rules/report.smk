@@ -1,3 +1,12 @@
+# Light jobs (tables, plots, a page): built on the driver's host, so the end of a run
+# waits for no batch queue.
+localrules:
+    points_table,
+    point_plot,
+    report,
+    compare,
+
+
 rule points_table:
     input:
         records=all_deployment_records(),

@@ -13,6 +13,7 @@ rule acquire_pushgateway:
     params:
         backend=service_backend,
         service="pushgateway",
+        poll_interval_s=poll_interval_s,
     message:
         "Pushgateway for deployment {wildcards.deployment}"
     script:
@@ -31,6 +32,7 @@ rule acquire_prometheus:
     params:
         backend=service_backend,
         service="prometheus",
+        poll_interval_s=poll_interval_s,
     message:
         "Prometheus for deployment {wildcards.deployment}"
     script:

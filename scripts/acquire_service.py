@@ -7,12 +7,18 @@ import sys
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 
-from llmsweep.acquire import acquire  # noqa: E402
+from llmsweep.acquire import FAILURES, acquire  # noqa: E402
 
-acquire(
-    snakemake.config,  # noqa: F821
-    snakemake.params.service,  # noqa: F821
-    snakemake.output.lease,  # noqa: F821
-    backend=snakemake.params.backend,  # noqa: F821
-    resources=dict(snakemake.resources.items()),  # noqa: F821
-)
+sm = snakemake  # noqa: F821
+try:
+    acquire(
+        sm.config,
+        sm.params.service,
+        sm.output.lease,
+        backend=sm.params.backend,
+        resources=dict(sm.resources.items()),
+        poll_interval_s=sm.params.poll_interval_s,
+    )
+except FAILURES as exc:  # SLURM's or the service's own words, without a traceback
+    print(f"llmsweep: {sm.params.service}: {exc}", file=sys.stderr)
+    sys.exit(1)

@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT, service_pids
 from llmsweep.procs import group_alive, pid_alive
 from llmsweep.util import wait_until
-from workflow_cmd import snakemake_cmd
+from workflow_cmd import local_env, snakemake_cmd
 
 BASE = {
     "run": "t",
@@ -39,8 +39,9 @@ def write_config(workdir: Path, **changes) -> Path:
 
 
 def env() -> dict:
+    """The environment of a local workflow run (see workflow_cmd.local_env)."""
     path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
-    return {**os.environ, "PATH": path, "PYTHONPATH": str(ROOT / "src")}
+    return local_env({**os.environ, "PATH": path, "PYTHONPATH": str(ROOT / "src")})
 
 
 def snakemake(
@@ -81,8 +82,15 @@ def assert_nothing_alive(workdir: Path, timeout: float = 0) -> None:
 
 
 def mtimes(workdir: Path) -> dict[str, int]:
+    """Modification times of every point's files (bench/<deployment>/<load>/*.json*)."""
     bench = workdir / "results" / "t" / "bench"
-    return {str(p.relative_to(bench)): p.stat().st_mtime_ns for p in sorted(bench.rglob("*.json*"))}
+    files = sorted(p for p in bench.glob("*/*/*.json*") if p.parent.name != "sessions")
+    return {str(p.relative_to(bench)): p.stat().st_mtime_ns for p in files}
+
+
+def deployment_log(workdir: Path, slug: str = "gemma3-270m") -> str:
+    """What a deployment's job wrote to its log."""
+    return (workdir / "results" / "t" / "logs" / "deployment" / f"{slug}.log").read_text()
 
 
 def follow(client, point_id: str) -> tuple[list[dict], dict]:

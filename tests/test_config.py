@@ -644,3 +644,16 @@ def test_any_change_to_a_valid_config_is_accepted_or_refused_with_a_short_messag
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _prepared_or_refused(cfg)
+
+
+def test_a_recipe_means_ollama_unless_the_config_names_the_engine(tmp_path):
+    recipe = json.loads(json.dumps(ORIGINAL_RECIPE))
+    recipe["job"]["service"]["model"] = "llama2"  # an Ollama name, as in the original
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    with pytest.warns(UserWarning):
+        assert config.load(path)["engine"] == "ollama"
+    # Named by the user, llama_cpp stays, and then a GGUF file is needed for llama2.
+    with pytest.warns(UserWarning), pytest.raises(config.ConfigError, match="model_files.llama2"):
+        config.load(path, overrides={"engine": "llama_cpp"})
+    assert config.load(overrides={"models": ["gemma3-270m"]})["engine"] == "llama_cpp"

@@ -64,7 +64,7 @@ class FakeBackend:
             return self.job_states.pop(0)
         return "RUNNING" if self.alive(inst) else "GONE"
 
-    def stop(self, inst: dict, grace: float = 10.0) -> bool:
+    def stop(self, inst: dict, grace: float = 10.0, settle: bool = True) -> bool:
         self.calls.append(("stop", inst["instance"]))
         was = self.alive(inst)
         self.live.discard(inst["instance"])

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT, alive_pids
 from llmsweep import config as configuration
+from llmsweep import deployments
 from llmsweep.engines import engine_module, settings_errors, sglang, vllm
 from llmsweep.loadgen import protocols, session, workload
 from llmsweep.loadgen.request import stream_request
@@ -313,11 +314,6 @@ def test_synthetic_prompts_come_from_vllms_tokenizer():
     assert prompts and all(len(p["prompt"]) == 12 for p in prompts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SGLang's /detokenize answers {'text': ...}; loadgen/workload.py reads only "
-    "'content' (llama.cpp) or 'prompt' (vLLM), so the prompts come back empty",
-)
 def test_synthetic_prompts_come_from_sglangs_tokenizer():
     assert sglang.TOKENIZES
     with standalone("sglang") as url:
@@ -428,7 +424,8 @@ def test_the_stand_in_runs_as_a_service_and_leaves_no_process(
         monkeypatch.setenv(key, value)
     cfg = service_config(name)
     paths = RunPaths(cfg["run"], tmp_path / "results")
-    spec = definitions.llm_server(cfg, paths, MODEL, cpus=2, gpus=0)
+    (dep,) = deployments.expand(cfg)
+    spec = definitions.llm_server(cfg, paths, dep, cpus=2, gpus=0)
     ctl = Controller(paths, LocalBackend(), owner={})
     try:
         lease = ctl.ensure(spec)

@@ -8,6 +8,7 @@ import pty
 import re
 import select
 import threading
+import time
 
 import pytest
 from werkzeug.serving import make_server
@@ -169,6 +170,19 @@ def test_a_point_whose_job_went_silent_is_cut_off_and_a_dead_driver_stopped_the_
     assert pic["state"] == "stopped" and pic["eta_s"] is None
     assert [p["state"] for p in pic["failed"]] == ["stalled"]
     assert "m c1: cut off at 3/8 requests" in text.point_line(pic["failed"][0])
+
+
+def test_a_driver_on_another_host_is_judged_by_its_heartbeat(run):
+    plan = read_json(run.run_plan)
+    plan["driver"]["host"] = "batch-node-7"
+    write_json_atomic(run.run_plan, plan)
+    assert progress.picture(run)["state"] == "unknown"  # no heartbeat at all
+    run.driver_heartbeat.parent.mkdir(parents=True, exist_ok=True)
+    run.driver_heartbeat.touch()
+    assert progress.picture(run)["state"] == "running"
+    old = time.time() - 120
+    os.utime(run.driver_heartbeat, (old, old))
+    assert progress.picture(run)["state"] == "stopped"
 
 
 def test_a_run_without_a_plan_is_read_from_its_point_folders(tmp_path):

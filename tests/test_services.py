@@ -147,6 +147,37 @@ def test_services_stop_when_their_owner_dies(tmp_path, no_owner):
 
 
 @pytest.mark.e2e
+def test_a_service_on_another_host_than_its_driver_follows_the_driver_heartbeat(tmp_path, no_owner):
+    """The driver's process cannot be seen from another host: its heartbeat file on the
+    shared filesystem stands for it. Here the owner names another host, so the service
+    cannot check the process and must go by the heartbeat alone."""
+    cfg = config.load(overrides={"run": "far", "services": {"owner_timeout_s": 15}})
+    paths = RunPaths("far", tmp_path / "results")
+    heartbeat = tmp_path / "driver.heartbeat"
+    heartbeat.touch()
+    owner = {
+        "pid": 1,
+        "pid_start": "0",
+        "host": "login-node-elsewhere",
+        "heartbeat": str(heartbeat),
+    }
+    gw = Controller(paths, owner=owner).ensure(definitions.pushgateway(cfg, paths))
+    try:
+        beats_until = time.monotonic() + 20  # longer than owner_timeout_s: beats keep it
+        while time.monotonic() < beats_until:
+            heartbeat.touch()
+            assert pid_alive(gw["pid"]), "stopped although its driver's heartbeat was fresh"
+            time.sleep(1)
+        stopped_beating = time.monotonic()
+        wait_until(lambda: not alive_pids([gw["pid"]]), 60, "the service to notice the silence")
+        assert time.monotonic() - stopped_beating < 15 + 10
+        log = (paths.service_dir("pushgateway") / "service.log").read_text()
+        assert "the workflow that owns this service is gone" in log
+    finally:
+        Controller(paths, owner={}).stop_all()
+
+
+@pytest.mark.e2e
 def test_idle_service_stops_itself(tmp_path, no_owner):
     cfg = config.load(overrides={"run": "idle", "services": {"idle_timeout_s": 2}})
     paths = RunPaths("idle", tmp_path / "results")

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import time
 
-from llmsweep import gpus
+from llmsweep import gpus, programs
 from llmsweep.engines import openai
 from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths
 from llmsweep.services import definitions
-from llmsweep.services.controller import Controller
+from llmsweep.services.controller import Controller, ServiceError
 from llmsweep.services.local import LocalBackend
-from llmsweep.services.slurm import QueueView, SlurmBackend, merge_infrastructure
+from llmsweep.services.slurm import QueueView, SlurmBackend, SlurmError, merge_infrastructure
 from llmsweep.util import wait_until, write_atomic, write_json_atomic
+
+# What can stop a service from starting, each with a message meant for the user (shown as
+# it is, without a traceback).
+FAILURES = (ServiceError, SlurmError, programs.MissingProgram, gpus.GPUError)
 
 ROLES = {
     "pushgateway": "pushgateway",
@@ -79,15 +83,18 @@ def acquire(
     resources: dict | None = None,
     queue: QueueView | None = None,
     devices: list[str] | None = None,
+    poll_interval_s: float | None = None,
 ) -> dict:
     """Ensure `service` (for deployment `dep`) with `backend`; return its lease, written
     to `lease_path` when given.
 
     With the slurm backend, `resources` (from the profile) become the service job's sbatch
-    flags, and `queue` is the run's shared view of the queue. Locally, `devices` are the
-    GPUs the LLM server may see.
+    flags, and `queue` is the run's shared view of the queue (made here when only its
+    `poll_interval_s` is given). Locally, `devices` are the GPUs the LLM server may see.
     """
     paths = paths_of(cfg, results)
+    if backend == "slurm" and queue is None and poll_interval_s:
+        queue = QueueView(paths.slurm_queue, job_name(cfg, ""), poll_interval_s)
     if service == "llm_server" and dep["engine"] == "openai":
         lease = external_server(cfg, dep)
     else:

@@ -108,7 +108,11 @@ def _run_point(
             "deployment": point["deployment"],
             "load": point["load"],
         }
-        push_summary(held["pushgateway"]["url"], grouping, summary)
+        try:
+            push_summary(held["pushgateway"]["url"], grouping, summary)
+        except OSError as exc:  # the figures are kept in summary.json all the same
+            summary["monitoring_gap"] = f"the Pushgateway did not take this summary: {exc}"
+            print(f"warning: {_name(point)}: {summary['monitoring_gap']}", file=sys.stderr)
     write_json_atomic(summary_path, summary)
     watch.finished(summary)
     return summary

@@ -74,18 +74,43 @@ def cmd_ensure(args) -> int:
 
     cfg = configuration.load(args.configfile)
     paths = RunPaths(cfg["run"], args.results)
+    dep = None
+    if args.service in ("llm_server", "client_service"):
+        dep = _deployment(cfg, args.deployment)
     deps = {}
     if args.service == "client_service":
-        llm = definitions.llm_server(cfg, paths, args.model)
+        llm = definitions.llm_server(cfg, paths, dep)
         deps["llm_url"] = Controller(paths).ensure(llm)["url"]
-    spec = definitions.build(cfg, paths, args.service, args.model, **deps)
+    spec = definitions.build(cfg, paths, args.service, dep, **deps)
     print(json.dumps(Controller(paths).ensure(spec)))
     return 0
 
 
+def _deployment(cfg: dict, name: str | None) -> dict:
+    """The deployment whose slug (or else model) is `name`; the first one when None."""
+    from llmsweep import deployments
+
+    found = deployments.expand(cfg)
+    for dep in found:
+        if name in (None, dep["slug"]):
+            return dep
+    for dep in found:
+        if dep["model"] == name:
+            return dep
+    slugs = ", ".join(d["slug"] for d in found)
+    raise configuration.ConfigError(f"no deployment {name!r}: the config has {slugs}")
+
+
 def cmd_check_config(args) -> int:
+    """Print the config with its defaults, then the deployments it gives (as comments)."""
+    from llmsweep import deployments
+
     cfg = configuration.load(args.configfile)
+    found = deployments.expand(cfg)
     print(configuration.dump(cfg), end="")
+    print(f"# {len(found)} deployment(s):")
+    for dep in found:
+        print(f"#   {dep['slug']}: {dep['engine']} {dep['label']}")
     return 0
 
 
@@ -188,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
     p = ssub.add_parser("ensure", help="start a service, or reuse a live healthy one")
     p.add_argument("service", choices=["pushgateway", "prometheus", "llm_server", "client_service"])
-    p.add_argument("--model", help="model (llm_server, client_service)")
+    p.add_argument(
+        "--deployment", help="deployment slug or model (llm_server, client_service); the first"
+    )
     p.add_argument("--configfile", help="config file merged over config/config.yaml")
     p.set_defaults(func=cmd_ensure)
 

@@ -492,6 +492,7 @@ def _check_semantics(cfg: dict) -> None:
         if model != DEMO_MODEL and model not in files:
             raise ConfigError(
                 f"engines.llama_cpp.model_files.{model}: no GGUF file given for model {model!r}"
+                " (give its path there, or, for an Ollama model name, set engine: ollama)"
             )
         if model in files and not is_file(files[model]):
             raise ConfigError(
@@ -703,14 +704,26 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     return where + _clip(problem, 4 * MAX_SHOWN)
 
 
+RECIPE_ENGINE = "ollama"  # the original system served its recipes' models with Ollama
+
+
+def recipe_engine(cfg: dict, user: list) -> None:
+    """A recipe in the original system's format names Ollama models (`llama2`): it means
+    `engine: ollama` unless one of the user's own config mappings (`user`: the files and
+    --config values, not config/config.yaml) sets the engine."""
+    if "job" in cfg and not any(isinstance(u, dict) and "engine" in u for u in user):
+        cfg["engine"] = RECIPE_ENGINE
+
+
 def load(path: str | Path | None = None, overrides: dict | None = None) -> dict:
     """Read the default config, merge a config file and overrides, validate. A ConfigError's
     message starts with the file's name (config/config.yaml's without a file)."""
     cfg = defaults_file()
-    if path is not None:
-        _merge(cfg, read_file(path))
-    if overrides:
-        _merge(cfg, overrides)
+    user = [read_file(path)] if path is not None else []
+    user += [overrides] if overrides else []
+    for mapping in user:
+        _merge(cfg, copy.deepcopy(mapping))
+    recipe_engine(cfg, user)
     try:
         return prepare(cfg)
     except ConfigError as exc:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from llmsweep import gpus
-from llmsweep.acquire import acquire, job_name
+from llmsweep.acquire import FAILURES, acquire, job_name
 from llmsweep.benchmark import run_point
 from llmsweep.engines import engine_module
 from llmsweep.loadgen import sweep
 from llmsweep.paths import RunPaths
-from llmsweep.services.controller import Controller, ServiceError
+from llmsweep.procs import DRIVER_ENV, pid_alive
+from llmsweep.services.controller import Controller
 from llmsweep.services.local import LocalBackend
 from llmsweep.services.slurm import QueueView, SlurmBackend
 from llmsweep.util import read_json, write_json_atomic
@@ -137,8 +140,7 @@ class Deployment:
         self.session = {"server": {"requested_at": time.time()}, "points": []}
         self.save_session()
         try:
-            llm = self.start("llm_server", devices=devices)
-            client = self.start("client_service", llm_url=llm["url"])
+            llm, client = self.start_both(devices)
             return self.run_points(todo, {**held, "llm_server": llm, "client_service": client})
         finally:
             self.stop_services()
@@ -157,6 +159,19 @@ class Deployment:
         if claimed:
             say(f"{self.dep['label']}: GPUs {','.join(claimed)}")
         return claimed
+
+    def start_both(self, devices: list[str] | None) -> tuple[dict, dict]:
+        """The LLM server and the client service, started together: the client service
+        learns the server's URL from the file the server writes once ready, so neither
+        waits in a queue for the other while the server holds its GPUs. (A server
+        llmsweep does not run has its URL already.)"""
+        if self.dep["engine"] == "openai":
+            llm = self.start("llm_server")
+            return llm, self.start("client_service", llm_url=llm["url"])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            client = pool.submit(self.start, "client_service")
+            llm = self.start("llm_server", devices=devices)
+            return llm, client.result()
 
     def start(self, service: str, llm_url: str | None = None, devices=None) -> dict:
         resources = self.server_resources if service == "llm_server" else self.client_resources
@@ -197,6 +212,10 @@ class Deployment:
     def run_points(self, todo: list[dict], held: dict[str, dict]) -> list[str]:
         failed = []
         for i, point in enumerate(todo):
+            if driver_gone():
+                raise DeploymentFailed(f"{self.dep['label']}: the workflow driver is gone")
+            self.keep_monitoring(held)
+            say(f"{self.dep['label']}: point {point['load']} ({sweep.describe_load(point)})")
             point["gpus"] = self.session["server"].get("gpus", 0)
             entry = {"load": point["load"], "started_at": time.time()}
             try:
@@ -220,6 +239,29 @@ class Deployment:
                 break
         return failed
 
+    def keep_monitoring(self, held: dict[str, dict]) -> None:
+        """Restart the run's Pushgateway or Prometheus if it died, say so loudly, and note
+        the gap in the session record (the report shows it)."""
+        controller = Controller(self.paths)
+        for service in ("pushgateway", "prometheus"):
+            lease = held.get(service)
+            if not lease or controller.alive(lease["key"]):
+                continue
+            noticed = time.time()
+            say(f"WARNING: the run's {service} is gone; monitoring has a gap, restarting it")
+            inst = controller.instance(lease["key"]) or {}
+            held[service] = acquire(
+                self.cfg,
+                service,
+                results=str(self.paths.root.parent),
+                backend=self.backend,
+                resources=inst.get("resources"),
+                queue=self.queue,
+            )
+            gap = {"service": service, "noticed_at": noticed, "restarted_at": time.time()}
+            self.session.setdefault("monitoring_gaps", []).append(gap)
+            self.save_session()
+
     def server_answers(self, llm: dict) -> bool:
         return engine_module(self.dep["engine"]).healthy(llm["url"])
 
@@ -227,13 +269,18 @@ class Deployment:
         """Stop the client service and the LLM server of this deployment (not the run's
         Pushgateway and Prometheus), and note when."""
         controller = Controller(self.paths, self.runner())
-        for service in ("client_service", "llm_server"):
+
+        def stop(service: str) -> None:
             key = f"{service}.{self.dep['slug']}"
             try:
-                if controller.stop(key):
+                if controller.stop(key, settle=False):
                     say(f"stopped {key}")
             except Exception as exc:  # noqa: BLE001 - the other must still be stopped
                 say(f"could not stop {key}: {exc}")
+
+        # Both at once: a job's scancel and its end take seconds the GPU would sit idle.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(stop, ("llm_server", "client_service")))
         if self.session.get("server"):
             self.session["server"]["stopped_at"] = time.time()
             self.save_session()
@@ -249,6 +296,13 @@ class Deployment:
         write_json_atomic(folder / name, self.session)
 
 
+def driver_gone() -> bool:
+    """Whether the workflow driver that started this job has died (a killed driver leaves
+    its jobs behind: they must not start another point)."""
+    pid = os.environ.get(DRIVER_ENV)
+    return bool(pid) and not pid_alive(int(pid))
+
+
 def say(text: str) -> None:
     print(f"llmsweep: {text}", file=sys.stderr, flush=True)
 
@@ -257,5 +311,5 @@ def run(cfg: dict, dep: dict, held: dict, record_path: str, **options) -> dict:
     """Run deployment `dep` (the deployment rule); see Deployment."""
     try:
         return Deployment(cfg, dep, **options).run(held, record_path)
-    except ServiceError as exc:
+    except FAILURES as exc:
         raise DeploymentFailed(f"{dep['label']}: {exc}") from None

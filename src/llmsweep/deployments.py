@@ -55,14 +55,21 @@ def expand(cfg: dict) -> list[dict]:
 
 
 def _unique(found: list[tuple[str, dict]]) -> list[dict]:
-    seen = {}
+    """The deployments, each once: two with the same engine, model, GPUs and settings, or
+    the same folder, are an error naming the second."""
+    slugs, contents = {}, {}
     for where, dep in found:
-        if dep["slug"] in seen:
+        content = json.dumps([dep[k] for k in ("engine", "model", "gpus", "settings")])
+        if content in contents:
             raise ConfigError(
-                f"{where}: the same deployment ({dep['slug']}) as {seen[dep['slug']]}"
-                " gives; give it another setting or a name"
+                f"{where}: the same deployment as {contents[content]} gives ({dep['label']})"
             )
-        seen[dep["slug"]] = where
+        if dep["slug"] in slugs:
+            raise ConfigError(
+                f"{where}: the same folder ({dep['slug']}) as {slugs[dep['slug']]}"
+                " gives; give it a name"
+            )
+        slugs[dep["slug"]], contents[content] = where, where
     return [dep for _, dep in found]
 
 

@@ -14,9 +14,10 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
-from llmsweep.procs import DRIVER_ENV, pid_alive, start_time
+from llmsweep.procs import DRIVER_ENV, HEARTBEAT_ENV, pid_alive, start_time
 from llmsweep.util import write_json_atomic
 
 
@@ -66,6 +67,29 @@ def become_driver(workdir: str | Path = ".", unlock: list[str] | None = None) ->
                     file=sys.stderr,
                 )
     write_json_atomic(record, {"pid": pid, "pid_start": start_time(pid), "host": host})
+
+
+HEARTBEAT_INTERVAL_S = 5.0
+
+
+def keep_heartbeat(path: str | Path, interval_s: float = HEARTBEAT_INTERVAL_S) -> None:
+    """Touch `path` every `interval_s` seconds for as long as this process lives (a daemon
+    thread), and name it to the services this run starts: those on other hosts stop when
+    it goes stale (services.owner_timeout_s)."""
+    path = Path(path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    os.environ[HEARTBEAT_ENV] = str(path)
+
+    def beat() -> None:
+        while True:
+            try:
+                path.touch()
+            except OSError:
+                pass  # a filesystem hiccup: the next beat tries again
+            time.sleep(interval_s)
+
+    threading.Thread(target=beat, name="llmsweep-heartbeat", daemon=True).start()
 
 
 def stop_on_signals(stop) -> None:

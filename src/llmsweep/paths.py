@@ -119,6 +119,11 @@ class RunPaths:
         return self.bench / slug / "sessions"
 
     @property
+    def driver_heartbeat(self) -> Path:
+        """services/driver.heartbeat: touched by the workflow driver while it lives."""
+        return self.services / "driver.heartbeat"
+
+    @property
     def gpu_claims(self) -> Path:
         """services/gpus/: which local GPUs each running server holds."""
         return self.services / "gpus"

@@ -7,6 +7,9 @@ import os
 # The environment variable naming the workflow driver's PID: services started under it
 # record it as their owner and stop when it dies.
 DRIVER_ENV = "LLMSWEEP_DRIVER_PID"
+# The driver's heartbeat file on the shared filesystem: services on other hosts, which
+# cannot see its process, stop when it goes stale.
+HEARTBEAT_ENV = "LLMSWEEP_DRIVER_HEARTBEAT"
 
 
 def proc_stat(pid: int) -> list[str] | None:

@@ -12,6 +12,7 @@ GET  /metrics                Prometheus exposition
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import jsonschema
@@ -60,14 +61,36 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def upstream() -> str:
+    """The LLM server's URL: given at start (LLMSWEEP_UPSTREAM), or read from the endpoint
+    file its service writes once ready (LLMSWEEP_UPSTREAM_FILE), so that this service can
+    start while the server is still loading; empty while that file does not exist."""
+    cfg = current_app.config
+    if cfg["UPSTREAM"] or not cfg["UPSTREAM_FILE"]:
+        return cfg["UPSTREAM"]
+    try:
+        with open(cfg["UPSTREAM_FILE"]) as f:
+            url = str(json.load(f).get("url") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    cfg["UPSTREAM_SEEN"] = True
+    return url
+
+
 @bp.get("/health")
 def health():
     cfg = current_app.config
-    upstream_ok = engine_module(cfg["ENGINE"]).healthy(cfg["UPSTREAM"])
+    url = upstream()
+    if not url and not cfg.get("UPSTREAM_SEEN"):
+        # Started beside a server that is not ready yet: this service itself is.
+        return jsonify(status="waiting_for_upstream", upstream=None, model=cfg["MODEL"]), 200
+    if not url:  # the server's endpoint is gone: the server stopped
+        return jsonify(status="upstream_down", upstream=None, model=cfg["MODEL"]), 503
+    upstream_ok = engine_module(cfg["ENGINE"]).healthy(url)
     status = 200 if upstream_ok else 503
     return jsonify(
         status="ok" if upstream_ok else "upstream_down",
-        upstream=cfg["UPSTREAM"],
+        upstream=url,
         model=cfg["MODEL"],
         engine=cfg["ENGINE"],
     ), status
@@ -86,7 +109,7 @@ def query():
         keep_alive = session.keep_alive_for(cfg["ENGINE"])
         async with session.new_session(params["request_timeout_s"], keep_alive) as http:
             return await stream_request(
-                http, cfg["UPSTREAM"], protocol, params["api"], body, keep_text=True
+                http, upstream(), protocol, params["api"], body, keep_text=True
             )
 
     rec = asyncio.run(one())
@@ -97,7 +120,10 @@ def query():
 def benchmark():
     spec = point_request.complete(_body(BENCHMARK_SCHEMA))
     cfg = current_app.config
-    server = Server(cfg["UPSTREAM"], cfg["ENGINE"], cfg["MODEL"])
+    url = upstream()
+    if not url:
+        return jsonify(error="the LLM server is not ready yet"), 503
+    server = Server(url, cfg["ENGINE"], cfg["MODEL"])
     labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "engine": cfg["ENGINE"]}
     labels |= patterns.metric_labels(spec)
     point = current_app.extensions["llmsweep_points"].start(spec, server, labels)
@@ -149,6 +175,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         UPSTREAM=os.environ.get("LLMSWEEP_UPSTREAM", ""),
+        UPSTREAM_FILE=os.environ.get("LLMSWEEP_UPSTREAM_FILE", ""),
         MODEL=os.environ.get("LLMSWEEP_MODEL", ""),
         ENGINE=os.environ.get("LLMSWEEP_ENGINE", "openai"),
         RUN=os.environ.get("LLMSWEEP_RUN", ""),

@@ -15,6 +15,9 @@ from llmsweep.paths import RunPaths
 from llmsweep.procs import pid_alive, start_time
 from llmsweep.util import read_json, write_json_atomic
 
+# The driver's heartbeat is touched every 5 s (driver.keep_heartbeat): a minute without one
+# means it is gone.
+HEARTBEAT_STALE_S = 60.0
 POINT_KEYS = ("deployment", "model", "engine", "pattern", "clients", "rate", "repeat", "load")
 
 
@@ -45,12 +48,17 @@ def read_plan(paths: RunPaths) -> dict | None:
         return None
 
 
-def driver_state(plan: dict | None) -> str:
-    """'running' while the plan's driver runs, 'gone' when it does not, 'elsewhere' when it
-    runs on another host (its PID means nothing here), 'unknown' without a plan."""
+def driver_state(plan: dict | None, paths: RunPaths) -> str:
+    """'running' while the plan's driver runs, 'gone' when it does not, 'unknown' without a
+    plan. On this host its PID says; a driver on another host (a batch job) is judged by
+    its heartbeat file (RunPaths.driver_heartbeat, touched every few seconds)."""
     driver = (plan or {}).get("driver")
     if not driver:
         return "unknown"
-    if driver.get("host") != socket.gethostname():
-        return "elsewhere"
-    return "running" if pid_alive(driver["pid"], driver.get("pid_start")) else "gone"
+    if driver.get("host") == socket.gethostname():
+        return "running" if pid_alive(driver["pid"], driver.get("pid_start")) else "gone"
+    try:
+        beat = paths.driver_heartbeat.stat().st_mtime
+    except OSError:
+        return "unknown"
+    return "running" if time.time() - beat <= HEARTBEAT_STALE_S else "gone"

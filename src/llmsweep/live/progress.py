@@ -109,7 +109,7 @@ def eta(points: list[dict]) -> tuple[float | None, float | None]:
 def picture(paths: RunPaths, now: float | None = None) -> dict:
     """The run as its files show it: its state (running while its driver runs; finished
     when every point is done and the report written; else stopped, or unknown when its
-    driver cannot be checked from here), its points, and its ETA."""
+    driver cannot be checked), its points, and its ETA."""
     now = time.time() if now is None else now
     plan = read_plan(paths)
     points = [point_state(paths, p, now) for p in _known_points(paths, plan)]
@@ -117,8 +117,8 @@ def picture(paths: RunPaths, now: float | None = None) -> dict:
     done = [p for p in points if p["state"] == "done"]
     report = paths.report_page.exists()
     running = [p for p in points if p["state"] == "running"]
-    driver = driver_state(plan)
-    if driver == "running" or (driver == "elsewhere" and running):
+    driver = driver_state(plan, paths)
+    if driver == "running" or (driver == "unknown" and running):
         state = "running"
     elif points and len(done) == len(points) and report:
         state = "finished"

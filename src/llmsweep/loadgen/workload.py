@@ -75,7 +75,8 @@ def _tokenizer(url: str, model: str):
         status, body = http_json(url + "/detokenize", {"tokens": tokens, "model": model})
         if status != 200 or not isinstance(body, dict):
             raise WorkloadError(f"{url}/detokenize answered {status}")
-        return body.get("content", body.get("prompt", ""))
+        # llama.cpp says content, vLLM prompt, SGLang text.
+        return body.get("content", body.get("prompt", body.get("text", "")))
 
     return tokenize, detokenize
 

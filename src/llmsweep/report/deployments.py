@@ -8,7 +8,6 @@ slug, with no settings, and the GPUs the exporter saw beside the server."""
 from __future__ import annotations
 
 import json
-
 import math
 
 import pandas as pd

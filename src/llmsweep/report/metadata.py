@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from llmsweep import __version__
+from llmsweep.paths import RunPaths
 from llmsweep.report import deployments
 from llmsweep.util import read_json
 
@@ -57,14 +58,52 @@ def collect(
         "servers": {deployments.deployment_of(p): p.get("server") for p in points},
         "gpu_time": deployments.totals(deployments_table),
         "services": services(run_dir),
-        "monitoring": monitoring_note(config),
+        "monitoring_gaps": (gaps := monitoring_gaps(run_dir, summaries)),
+        "monitoring": monitoring_note(config, gaps),
     }
 
 
-def monitoring_note(config: dict) -> str:
+def monitoring_gaps(run_dir: Path, summaries: list[dict]) -> list[dict]:
+    """Where the run's monitoring has holes: each restart of its Pushgateway or Prometheus
+    (from the deployment records), and each summary the Pushgateway did not take."""
+    gaps = []
+    for path in sorted(RunPaths.of_run_dir(run_dir).bench.glob("*/deployment.json")):
+        record = read_json(path)
+        for session in record.get("sessions", []):
+            gaps += [
+                {"deployment": record["slug"], **g} for g in session.get("monitoring_gaps", [])
+            ]
+    for summary in summaries:
+        if summary.get("monitoring_gap"):
+            point = summary["point"]
+            gaps.append(
+                {
+                    "deployment": deployments.deployment_of(point),
+                    "load": point.get("load"),
+                    "service": "pushgateway",
+                    "noticed_at": point.get("finished_at"),
+                    "message": summary["monitoring_gap"],
+                }
+            )
+    return gaps
+
+
+def monitoring_note(config: dict, gaps: list[dict] = ()) -> str:
     """What the run's monitoring recorded, for the report."""
     if config.get("monitoring", {}).get("enabled", True):
-        return "on: Prometheus data in monitoring/prometheus-data"
+        note = "on: Prometheus data in monitoring/prometheus-data"
+        if gaps:
+            when = "; ".join(
+                f"{g['service']} during {g['deployment']} at "
+                f"{time.strftime('%H:%M:%S', time.localtime(g['noticed_at']))}"
+                for g in gaps
+                if g.get("noticed_at")
+            )
+            note += (
+                f", WITH GAPS: lost and restarted ({when}); Prometheus misses those"
+                " periods, the points' own figures do not"
+            )
+        return note
     return (
         "off (monitoring.enabled: false): no Prometheus data, node or GPU metrics; "
         "every figure of this report comes from the requests' own records"

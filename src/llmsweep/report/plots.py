@@ -215,7 +215,7 @@ def pareto(df: pd.DataFrame, out: str) -> dict:
     names = labels(df)
     pts = front.points(df)
     x, y = pts["per_user_tps"].tolist(), pts["per_gpu_tps"].tolist()
-    pts["frontier"] = front.frontier(x, y)
+    pts["frontier"] = pd.Series(front.frontier(x, y), index=pts.index, dtype=bool)
     pts["label"] = [names[d] for d in pts["deployment"]]
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, g in pts.groupby("label", sort=False):

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from llmsweep.paths import RunPaths
-from llmsweep.procs import DRIVER_ENV, pid_alive, start_time
+from llmsweep.procs import DRIVER_ENV, HEARTBEAT_ENV, pid_alive, start_time
 from llmsweep.services.local import LocalBackend
 from llmsweep.services.readiness import check_health
 from llmsweep.services.slurm import SlurmBackend
@@ -33,7 +33,10 @@ def current_owner() -> dict:
     pid = os.environ.get(DRIVER_ENV)
     if not pid:
         return {}
-    return {"pid": int(pid), "pid_start": start_time(int(pid)), "host": socket.gethostname()}
+    owner = {"pid": int(pid), "pid_start": start_time(int(pid)), "host": socket.gethostname()}
+    if os.environ.get(HEARTBEAT_ENV):
+        owner["heartbeat"] = os.environ[HEARTBEAT_ENV]
+    return owner
 
 
 def spec_hash(spec: dict) -> str:
@@ -278,13 +281,14 @@ class Controller:
             )
         return rows
 
-    def stop(self, key: str) -> bool:
+    def stop(self, key: str, settle: bool = True) -> bool:
         """Stop service `key` (its job or process group) and drop its endpoint; record the
-        stop in its history. Returns whether it was running."""
+        stop in its history. Returns whether it was running. With `settle` false a SLURM
+        job is waited for until it stops running, not until it has left the queue."""
         inst = self.instance(key)
         if not inst:
             return False
-        ran = self.backend_of(inst).stop(inst)
+        ran = self.backend_of(inst).stop(inst, settle=settle)
         (self._dir(key) / "endpoint.json").unlink(missing_ok=True)
         self._history(key, inst["instance"], "stopped")
         return ran

@@ -28,6 +28,7 @@ def _base(cfg: dict, key: str, role: str, port_key: str) -> dict:
         "env": {},
         "ready_timeout_s": svc["ready_timeout_s"],
         "idle_timeout_s": svc["idle_timeout_s"],
+        "owner_timeout_s": svc["owner_timeout_s"],
         "targets": [],
     }
 
@@ -214,8 +215,9 @@ def llm_server(
     return spec
 
 
-def client_service(cfg: dict, paths: RunPaths, dep: dict, llm_url: str) -> dict:
-    """The client service that loads deployment `dep`'s server at `llm_url`."""
+def client_service(cfg: dict, paths: RunPaths, dep: dict, llm_url: str | None = None) -> dict:
+    """The client service that loads deployment `dep`'s server: at `llm_url`, or, when
+    None, at the URL the server's service writes once ready (so both start together)."""
     key = f"client_service.{dep['slug']}"
     spec = _base(cfg, key, "client", "client_service")
     spec["argv"] = [
@@ -237,7 +239,8 @@ def client_service(cfg: dict, paths: RunPaths, dep: dict, llm_url: str) -> dict:
         "llmsweep.client_service.app:create_app()",
     ]
     spec["env"] = {
-        "LLMSWEEP_UPSTREAM": llm_url,
+        "LLMSWEEP_UPSTREAM": llm_url or "",
+        "LLMSWEEP_UPSTREAM_FILE": "" if llm_url else str(endpoint_file(paths, dep)),
         "LLMSWEEP_ENGINE": dep["engine"],
         "LLMSWEEP_MODEL": dep["model"],
         "LLMSWEEP_RUN": cfg["run"],
@@ -256,6 +259,12 @@ def client_service(cfg: dict, paths: RunPaths, dep: dict, llm_url: str) -> dict:
     return spec
 
 
+def endpoint_file(paths: RunPaths, dep: dict) -> Path:
+    """Where deployment `dep`'s LLM server says its URL once ready (absolute: the client
+    service may run on another node)."""
+    return (paths.service_dir(f"llm_server.{dep['slug']}") / "endpoint.json").resolve()
+
+
 def build(cfg: dict, paths: RunPaths, service: str, dep: dict | None = None, **deps) -> dict:
     """The spec of `service` ('pushgateway', 'prometheus', 'llm_server', 'client_service');
     the last two for deployment `dep`."""
@@ -268,5 +277,5 @@ def build(cfg: dict, paths: RunPaths, service: str, dep: dict | None = None, **d
             cfg, paths, dep, deps.get("cpus"), deps.get("gpus", 0), deps.get("devices")
         )
     if service == "client_service":
-        return client_service(cfg, paths, dep, deps["llm_url"])
+        return client_service(cfg, paths, dep, deps.get("llm_url"))
     raise ValueError(f"unknown service {service!r}")

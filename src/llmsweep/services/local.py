@@ -33,12 +33,13 @@ class LocalBackend:
     def state(self, instance: dict) -> str:
         return "RUNNING" if self.alive(instance) else "GONE"
 
-    def stop(self, instance: dict, grace: float = 10.0) -> bool:
+    def stop(self, instance: dict, grace: float = 10.0, settle: bool = True) -> bool:
         """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds.
 
         The group is ours while its leader runs with the recorded start time, or, once the
         leader is gone, while any member lives (Linux keeps a live group's ID from reuse).
-        Returns whether anything was running.
+        Returns whether anything was running. (`settle` is the slurm backend's; a process
+        group is waited for in any case.)
         """
         pgid = instance["pid"]
         leader_ours = self.alive(instance)

@@ -263,6 +263,7 @@ class SlurmBackend:
             "pid": None,
             "job_name": self.job_name,
             "submitted_at": time.time(),
+            "resources": self.resources,  # to submit it again the same way
         }
 
     def state(self, instance: dict) -> str:
@@ -280,13 +281,25 @@ class SlurmBackend:
                 return False
             raise
 
-    def stop(self, instance: dict, grace: float = 60.0) -> bool:
+    def stop(self, instance: dict, grace: float = 60.0, settle: bool = True) -> bool:
+        """scancel the job and wait until it has left the queue; with `settle` false, only
+        until it stops running (a COMPLETING job holds nothing that matters: its GPUs are
+        released as it completes)."""
         if not self.alive(instance):
             return False
         _run(["scancel", str(instance["job_id"])])
+        busy = LIVE_STATES if settle else LIVE_STATES - {"COMPLETING"}
         deadline = time.monotonic() + grace
         delay = 0.1
-        while time.monotonic() < deadline and self.alive(instance):
+        while time.monotonic() < deadline and self._state_or_gone(instance) in busy:
             time.sleep(delay)
             delay = min(delay * 1.5, self.poll_max_delay)
         return True
+
+    def _state_or_gone(self, instance: dict) -> str:
+        try:
+            return self.state(instance)
+        except SlurmError as exc:
+            if "Invalid job id" in str(exc):
+                return "GONE"
+            raise

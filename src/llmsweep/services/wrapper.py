@@ -76,6 +76,9 @@ def _read_from(path: Path, offset: int) -> str:
         return ""
 
 
+DEFAULT_OWNER_TIMEOUT_S = 60
+
+
 def _owner_alive(spec: dict) -> bool:
     owner_file = spec.get("owner_file")
     if not owner_file:
@@ -87,8 +90,21 @@ def _owner_alive(spec: dict) -> bool:
     if not owner or not owner.get("pid"):
         return True
     if owner.get("host", socket.gethostname()) != socket.gethostname():
-        return True  # a driver on another host: its time limit and the idle watchdog apply
+        return _heartbeat_fresh(owner, spec.get("owner_timeout_s", DEFAULT_OWNER_TIMEOUT_S))
     return pid_alive(owner["pid"], owner.get("pid_start"))
+
+
+def _heartbeat_fresh(owner: dict, timeout_s: float) -> bool:
+    """A driver on another host, whose process this host cannot see: alive while its
+    heartbeat file on the shared filesystem is younger than `timeout_s` (a driver that
+    records none is trusted: its time limit and the idle watchdog apply)."""
+    if not owner.get("heartbeat"):
+        return True
+    try:
+        age = time.time() - os.stat(owner["heartbeat"]).st_mtime
+    except OSError:
+        return False
+    return age < timeout_s
 
 
 def _idle_for(spec: dict) -> float:

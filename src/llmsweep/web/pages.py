@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, render_template, request
 
+from llmsweep.config import load_schema
 from llmsweep.paths import RunPaths, run_name
 from llmsweep.web.api import target
 from llmsweep.web.files import VIEW_LIMIT
@@ -32,7 +33,8 @@ def _check_path(path: str) -> None:
 
 @bp.get("/")
 def index():
-    return render_template("index.html")
+    engines = load_schema()["properties"]["engine"]["enum"]
+    return render_template("index.html", engines=engines)
 
 
 @bp.get("/favicon.ico")

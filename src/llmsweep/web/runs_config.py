@@ -6,8 +6,8 @@ from __future__ import annotations
 import yaml
 
 from llmsweep import config as configuration
+from llmsweep import deployments
 from llmsweep.loadgen.sweep import sweep_points
-from llmsweep.paths import model_slug
 from llmsweep.web.failure import BAD, Failure
 
 
@@ -29,19 +29,26 @@ def check(user) -> tuple[dict, list[dict]]:
     if not isinstance(user, dict):
         return {}, [{"key": "(top level)", "message": "the config must be a mapping"}]
     cfg = configuration.merged(user)
-    return cfg, configuration.field_errors(cfg)
+    errors = configuration.field_errors(cfg)
+    if not errors:
+        try:
+            deployments.expand(cfg)
+        except configuration.ConfigError as exc:
+            errors = [{"key": "deployments", "message": str(exc)}]
+    return cfg, errors
 
 
 def points(cfg: dict, errors: list) -> list[dict]:
-    """The sweep points of a valid config, each with its model's slug and a display name."""
+    """The sweep points of a valid config, each with its deployment's slug and a display
+    name."""
     if errors:
         return []
     return [_point(p) for p in sweep_points(cfg)]
 
 
 def _point(point: dict) -> dict:
-    name = f"{point['model']} {point['load']}"
-    return {**point, "slug": model_slug(point["model"]), "name": name}
+    name = f"{point['deployment']} {point['load']}"
+    return {**point, "slug": point["deployment"], "name": name}
 
 
 def validate(text: str) -> dict:

@@ -1,9 +1,11 @@
-"""A stand-in for NVIDIA's NVML (nvidia-ml-py) with one simulated GPU, for the tests only:
-no GPU or driver exists on the test machines. Put this folder first on PYTHONPATH and
-llmsweep's GPU exporter reads these values through the same calls it makes on a real GPU.
+"""A stand-in for NVIDIA's NVML (nvidia-ml-py) with simulated GPUs (one, or as many as
+LLMSWEEP_FAKE_GPUS says), for the tests only: no GPU or driver exists on the test machines.
+Put this folder first on PYTHONPATH and llmsweep's GPU exporter reads these values through
+the same calls it makes on a real GPU.
 Utilisation and power follow the clock so that series move.
 """
 
+import os
 import time
 from types import SimpleNamespace
 
@@ -28,17 +30,17 @@ def nvmlShutdown():
 
 
 def nvmlDeviceGetCount():
-    return 1
+    return int(os.environ.get("LLMSWEEP_FAKE_GPUS", "1"))
 
 
 def nvmlDeviceGetHandleByIndex(i):
-    if i != 0:
+    if not 0 <= i < nvmlDeviceGetCount():
         raise NVMLError("Invalid Argument")
     return i
 
 
 def nvmlDeviceGetUUID(h):
-    return "GPU-00000000-0000-0000-0000-000000000000"
+    return f"GPU-00000000-0000-0000-0000-{h:012d}"
 
 
 def nvmlDeviceGetName(h):
