@@ -18,6 +18,7 @@ from llmsweep.driver import (
 )
 from llmsweep.services.controller import Controller
 
+
 # Validate (and fill defaults) before any job starts; a bad key stops the run here with
 # one line, as `llmsweep check-config` says it (SystemExit: Snakemake prints no traceback).
 def one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -31,8 +32,14 @@ try:
     llmsweep_config.read_config_args(config, workflow.config_settings.config_args)
     llmsweep_config.recipe_engine(
         config,
-        [llmsweep_config.read_file(f) for f in workflow.config_settings.configfiles or ()]
-        + [{str(a).partition("=")[0]: None} for a in workflow.config_settings.config_args or ()],
+        [
+            llmsweep_config.read_file(f)
+            for f in workflow.config_settings.configfiles or ()
+        ]
+        + [
+            {str(a).partition("=")[0]: None}
+            for a in workflow.config_settings.config_args or ()
+        ],
     )
     llmsweep_config.prepare(config)
     DEPLOYMENT_LIST = llmsweep_deployments.expand(config)
