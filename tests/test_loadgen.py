@@ -3,7 +3,11 @@ server's checks are in test_workflow)."""
 
 import json
 import math
+import os
+import subprocess
+import sys
 
+import psutil
 import pytest
 
 from helpers import follow
@@ -11,8 +15,9 @@ from llmsweep import config
 from llmsweep.client_service.app import create_app
 from llmsweep.loadgen import point_request, workload
 from llmsweep.loadgen.stats import summarize
-from llmsweep.loadgen.stub_server import StubServer
+from llmsweep.loadgen.stub_server import STATE, StubServer
 from llmsweep.loadgen.workload import WorkloadError, build_prompts, read_prompt_file
+from llmsweep.util import wait_until
 
 
 def run_point(server, body):
@@ -257,3 +262,39 @@ def test_prompt_files_a_point_cannot_take_are_refused_naming_the_key(tmp_path, l
     with pytest.raises(WorkloadError, match="workload.prompt_file") as err:
         read_prompt_file(path)
     assert needle in str(err.value)
+
+
+SERVICE = """
+import sys, threading
+from llmsweep.loadgen import point_request, workers
+from llmsweep.loadgen.runner import Server
+from llmsweep.loadgen.session import InFlight
+
+if __name__ == "__main__":
+    body = {"sweep": {"clients": 2, "requests_per_client": 1000000}, "workload": {"prompt": "x"}}
+    request = point_request.complete(body)
+    workers.prepare()
+    workers.run(Server(sys.argv[1], "openai", "m"), request, print, threading.Event(), InFlight())
+"""
+
+
+def test_a_points_workers_stop_when_the_client_service_is_killed(tmp_path):
+    """No orphans: a client service killed outright takes its forkserver with it, and the
+    workers of its running point stop then (they would load the server on otherwise)."""
+    script = tmp_path / "service.py"
+    script.write_text(SERVICE)
+    with StubServer(gap_s=0.01) as stub:
+        env = {**os.environ, "PYTHONPATH": ":".join(sys.path)}
+        proc = subprocess.Popen([sys.executable, str(script), stub.url], env=env)
+        try:
+            service = psutil.Process(proc.pid)
+            wait_until(lambda: stub.app[STATE]["requests"] > 10, 60, "the point's requests")
+            (server,) = [p for p in service.children() if "forkserver" in " ".join(p.cmdline())]
+            point_workers = server.children()
+            assert point_workers
+            proc.kill()
+            _, alive = psutil.wait_procs([server, *point_workers], timeout=10)
+            assert not alive
+        finally:
+            proc.kill()
+            proc.wait()

@@ -51,8 +51,23 @@ def prepare() -> None:
     forkserver.ensure_running()
 
 
-def _child(server: runner.Server, request: dict, out, cancel, k: int) -> None:
+class Orphaned:
+    """A worker's stop flag, set also once the process that started it is gone, however
+    it ended (killed outright): `parent` is the reading end of a pipe whose writing end
+    that process alone holds, so it reads the end of the file then. The forkserver cannot
+    tell: the workers it forked keep it alive."""
+
+    def __init__(self, stop, parent):
+        self.stop = stop
+        self.parent = parent
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or self.parent.poll()
+
+
+def _child(server: runner.Server, request: dict, out, stop, parent, k: int) -> None:
     raise_fd_limit()
+    cancel = Orphaned(stop, parent)
     in_flight = InFlight(lambda d: out.put(("in_flight", d)))
 
     def record(rec: dict) -> None:
@@ -75,9 +90,10 @@ def run(
     (`on_silence` hears the longest silence any worker saw)."""
     n = request["client"]["workers"]
     out, stop = _PROCESSES.Queue(), _PROCESSES.Event()
+    parent, alive = _PROCESSES.Pipe(duplex=False)  # this process holds `alive` alone
     procs = [
         _PROCESSES.Process(
-            target=_child, args=(server, split(request, k, n), out, stop, k), daemon=True
+            target=_child, args=(server, split(request, k, n), out, stop, parent, k), daemon=True
         )
         for k in range(n)
     ]
@@ -125,6 +141,8 @@ def run(
         stop.set()
         _end(started, given_up_at or time.monotonic() + 30)
         in_flight.add(-in_flight.now)  # those of killed workers never came back
+        parent.close()
+        alive.close()
     if failures and given_up_at is None:
         raise RuntimeError("; ".join(failures))
     return _merge(stats, n)
