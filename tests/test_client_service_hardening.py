@@ -532,3 +532,22 @@ def test_gunicorn_refuses_a_body_over_the_limit_before_reading_it(tmp_path):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 413")
         assert b"larger than the limit" in answer
+
+
+def test_gunicorn_answers_100_continue_before_the_body_arrives(tmp_path):
+    """A client that waits for "100 Continue" before its body (curl does, for large ones)
+    gets it though the worker waits for whole requests."""
+    with StubServer() as stub, gunicorn_service(stub.url, tmp_path) as base:
+        port = int(base.rsplit(":", 1)[1])
+        body = json.dumps({"prompt": "x", "max_tokens": 2}).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            )
+            assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+            sock.sendall(body)
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        assert b"HTTP/1.1 200 " in answer and b'"ok":true' in answer.replace(b" ", b"")

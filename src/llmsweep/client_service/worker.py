@@ -16,6 +16,7 @@ service.py runs it).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import selectors
 import socket
@@ -37,6 +38,8 @@ HEADERS_END = b"\r\n\r\n"
 MAX_HEADER_BYTES = 64 * 1024  # gunicorn's own limits refuse far less (8 kB a line)
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]+)[ \t]*\r\n", re.IGNORECASE)
 CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*chunked", re.IGNORECASE)
+EXPECT_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*\r\n", re.IGNORECASE)
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def arrived(data: bytes) -> bool:
@@ -61,6 +64,13 @@ class _Arrival:
     def __init__(self, deadline: float):
         self.deadline = deadline
         self.data = bytearray()
+        self.continued = False  # whether "100 Continue" was sent
+
+
+def _wants_continue(data: bytes) -> bool:
+    """Whether the client waits for "100 Continue" before it sends the body."""
+    end = data.find(HEADERS_END)
+    return end >= 0 and EXPECT_CONTINUE.search(data[: end + 2]) is not None
 
 
 class ThreadWorker(gthread.ThreadWorker):
@@ -104,6 +114,12 @@ class ThreadWorker(gthread.ThreadWorker):
         self.buffered += len(data)
         if arrived(arrival.data):
             self._take(conn)
+        elif not arrival.continued and _wants_continue(arrival.data):
+            # Its body comes only after this (gunicorn says it again later: a client reads
+            # any number of 1xx answers).
+            arrival.continued = True
+            with contextlib.suppress(OSError):
+                conn.sock.send(CONTINUE)
 
     def _take(self, conn) -> None:
         """The request is whole: a thread takes it, its bytes ahead of the socket's."""
