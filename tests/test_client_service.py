@@ -1,9 +1,6 @@
 """The client service API against a fast streaming stub (the real server is in test_workflow)."""
 
 import json
-import subprocess
-import sys
-import urllib.request
 
 import jsonschema
 import pytest
@@ -15,7 +12,6 @@ from llmsweep.loadgen import point_request, workers
 from llmsweep.loadgen.stub_server import StubServer
 from llmsweep.loadgen.sweep import point_settings, sweep_points
 from llmsweep.loadgen.workload import build_prompts
-from llmsweep.util import wait_until
 
 
 def closed(max_tokens=None, **sweep) -> dict:
@@ -201,58 +197,6 @@ def test_cancel_stops_a_running_point(stub):
         records, view = follow(c, point_id)
     assert view["state"] == "cancelled"
     assert len(records) < 2000
-
-
-def test_served_by_gunicorn_with_metrics_that_promtool_accepts(stub, tmp_path):
-    """The real WSGI server, as the controller starts it."""
-    from llmsweep.util import free_port
-
-    port = free_port("127.0.0.1")
-    env = {
-        "LLMSWEEP_UPSTREAM": stub.url,
-        "LLMSWEEP_MODEL": "stub",
-        "LLMSWEEP_ENGINE": "openai",
-        "LLMSWEEP_RUN": "t",
-        "PATH": "/usr/bin:/bin",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "llmsweep.client_service.app:create_app()",
-        ],
-        env={**env, "PYTHONPATH": ":".join(sys.path)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        from llmsweep.util import http_json, http_ok
-
-        wait_until(lambda: http_ok(base + "/health"), 30, "gunicorn")
-        status, body = http_json(base + "/query", {"prompt": "x", "max_tokens": 3})
-        assert status == 200 and body["output_tokens"] == 3
-        status, body = http_json(base + "/query", {"prompt": 5})
-        assert status == 400 and "prompt" in body["error"]
-        with urllib.request.urlopen(base + "/metrics") as resp:
-            exposition = resp.read()
-        check = subprocess.run(
-            ["promtool", "check", "metrics"], input=exposition, capture_output=True
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
-        assert b"llmsweep_output_tokens_total" in exposition
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_follow_returns_json_not_html_for_unknown_routes(client):

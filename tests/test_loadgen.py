@@ -3,15 +3,21 @@ server's checks are in test_workflow)."""
 
 import json
 import math
+import os
+import subprocess
+import sys
 
+import psutil
 import pytest
 
 from helpers import follow
 from llmsweep import config
 from llmsweep.client_service.app import create_app
+from llmsweep.loadgen import point_request, workload
 from llmsweep.loadgen.stats import summarize
-from llmsweep.loadgen.stub_server import StubServer
+from llmsweep.loadgen.stub_server import STATE, StubServer
 from llmsweep.loadgen.workload import WorkloadError, build_prompts, read_prompt_file
+from llmsweep.util import wait_until
 
 
 def run_point(server, body):
@@ -177,6 +183,9 @@ def test_output_lengths_follow_mean_and_stdev():
         ({"sweep": {"clients": [], "rates": []}}, "sweep.clients"),
         ({"warmup": {"requests": -1}}, "warmup.requests"),
         ({"slo": {"ttft_s": 0}}, "slo.ttft_s"),
+        ({"client": {"stall_s": 0}}, "client.stall_s"),
+        ({"client": {"stall_s": float("nan")}}, "client.stall_s"),
+        ({"client": {"stop_on_stall": "yes"}}, "client.stop_on_stall"),
     ],
 )
 def test_bad_workload_config_names_the_key(override, key):
@@ -195,7 +204,7 @@ def test_worker_processes_share_a_closed_loop_point():
         }
         records, view = run_point(stub, body)
     measured = [r for r in records if not r["warmup"]]
-    assert view["state"] == "done" and len(measured) == 2000
+    assert view["state"] == "done" and len(measured) == 2000, view["error"]
     assert len(records) - len(measured) == 3
     assert all(r["ok"] for r in records)
     assert sorted({r["client"] for r in measured}) == list(range(1000))
@@ -213,3 +222,79 @@ def test_worker_processes_share_an_open_loop_rate():
         }
         records, _ = run_point(stub, body)
     assert abs(len(records) - 300) < 5 * math.sqrt(300)
+
+
+def test_long_synthetic_prompts_are_fewer_so_that_the_api_takes_them(monkeypatch):
+    """256 prompts of 131072 tokens are some 150 million characters: a point takes
+    MAX_PROMPTS_TEXT, so there are fewer distinct prompts, each within the API's length."""
+    chars_per_token = 10
+
+    def tokenizer(url, model):
+        return (lambda text: list(range(len(text))), lambda t: "x" * (chars_per_token * len(t)))
+
+    monkeypatch.setattr(workload, "_tokenizer", tokenizer)
+    cfg = config.load(overrides={"workload": {"input_tokens": {"mean": 131072}}})
+    prompts = build_prompts(cfg["workload"], "http://unused", "m", 0)
+    longest = point_request.PROMPT["maxLength"]
+    assert len(prompts) == point_request.MAX_PROMPTS_TEXT // longest
+    assert all(len(p["prompt"]) == longest for p in prompts)
+    request = {**closed_request(), "workload": {"prompts": prompts}}
+    assert point_request.refusal(request, point_request.schema()) is None
+    cfg = config.load(overrides={"workload": {"input_tokens": {"mean": 100}}})
+    assert len(build_prompts(cfg["workload"], "http://unused", "m", 0)) == 256
+
+
+def closed_request() -> dict:
+    return {"sweep": {"clients": 1, "requests_per_client": 1}}
+
+
+@pytest.mark.parametrize(
+    ("lines", "needle"),
+    [
+        (['{"prompt": "x"}'] * (point_request.MAX_PROMPTS + 1), "33,301 prompts"),
+        ([json.dumps({"prompt": "y" * 1000001})], "entry 1"),
+        ([json.dumps({"prompt": "y" * 1000000})] * 4, "4,000,000 characters"),
+    ],
+)
+def test_prompt_files_a_point_cannot_take_are_refused_naming_the_key(tmp_path, lines, needle):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(WorkloadError, match="workload.prompt_file") as err:
+        read_prompt_file(path)
+    assert needle in str(err.value)
+
+
+SERVICE = """
+import sys, threading
+from llmsweep.loadgen import point_request, workers
+from llmsweep.loadgen.runner import Server
+from llmsweep.loadgen.session import InFlight
+
+if __name__ == "__main__":
+    body = {"sweep": {"clients": 2, "requests_per_client": 1000000}, "workload": {"prompt": "x"}}
+    request = point_request.complete(body)
+    workers.prepare()
+    workers.run(Server(sys.argv[1], "openai", "m"), request, print, threading.Event(), InFlight())
+"""
+
+
+def test_a_points_workers_stop_when_the_client_service_is_killed(tmp_path):
+    """No orphans: a client service killed outright takes its forkserver with it, and the
+    workers of its running point stop then (they would load the server on otherwise)."""
+    script = tmp_path / "service.py"
+    script.write_text(SERVICE)
+    with StubServer(gap_s=0.01) as stub:
+        env = {**os.environ, "PYTHONPATH": ":".join(sys.path)}
+        proc = subprocess.Popen([sys.executable, str(script), stub.url], env=env)
+        try:
+            service = psutil.Process(proc.pid)
+            wait_until(lambda: stub.app[STATE]["requests"] > 10, 60, "the point's requests")
+            (server,) = [p for p in service.children() if "forkserver" in " ".join(p.cmdline())]
+            point_workers = server.children()
+            assert point_workers
+            proc.kill()
+            _, alive = psutil.wait_procs([server, *point_workers], timeout=10)
+            assert not alive
+        finally:
+            proc.kill()
+            proc.wait()

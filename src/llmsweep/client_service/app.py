@@ -4,9 +4,17 @@ GET  /health                 the service and its LLM server
 POST /query                  one request; returns text, timings, token counts
 POST /benchmark              start one load point, a point request (loadgen.point_request):
                              202 + id; 409 while another runs
-GET  /benchmark/<id>         follow it: records from ?offset=, long-polled with ?wait=
-DELETE /benchmark/<id>       cancel it
+GET  /benchmark/<id>         follow it: records from ?offset=, long-polled with ?wait=;
+                             the records before offset are freed (410 when asked again)
+DELETE /benchmark/<id>       cancel it: it stops within a second
 GET  /metrics                Prometheus exposition
+
+Every answer is JSON; every refusal a 4xx whose `error` names the key. Bodies are held to
+the point request's bounds (loadgen.point_request: config's, and MAX_BODY_BYTES). A few
+threads serve every request (gunicorn, client_service.worker), so the ones that may wait
+long are counted: at most LONG_POLLS reads wait at once (more are answered at once, as
+with wait=0) and QUERIES queries run at once (more get 429), which leaves threads for
+/health and the rest.
 """
 
 from __future__ import annotations
@@ -14,22 +22,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 
-import jsonschema
 import prometheus_client
 from flask import Blueprint, Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from llmsweep.client_service.points import Points
+from llmsweep.client_service.points import Gone, Points
 from llmsweep.engines import engine_module
-from llmsweep.loadgen import patterns, point_request, session
+from llmsweep.loadgen import patterns, point_request, session, workers
 from llmsweep.loadgen.protocols import for_engine
 from llmsweep.loadgen.request import stream_request
 from llmsweep.loadgen.runner import Server
 
 QUERY_SCHEMA = point_request.query_schema()
 BENCHMARK_SCHEMA = point_request.schema()
+LONG_POLLS = 8
+QUERIES = 4
+MAX_WAIT_S = 60
 
 bp = Blueprint("client", __name__)
 
@@ -39,14 +50,19 @@ class BadRequest(Exception):
 
 
 def _body(schema: dict) -> dict:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadRequest("the body must be a JSON object")
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(body), key=str)
-    if errors:
-        e = errors[0]
-        where = ".".join(str(p) for p in e.absolute_path) or "body"
-        raise BadRequest(f"{where}: {e.message}")
+    """The request's JSON body, if `schema` and the point request's rules take it."""
+    if not request.is_json:
+        raise BadRequest("the body must be a JSON object (Content-Type: application/json)")
+    raw = request.get_data(cache=False)  # 413 beyond MAX_CONTENT_LENGTH
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"the body must be a JSON object, not this: {str(exc)[:200]}") from None
+    refused = point_request.refusal(body, schema)
+    if refused:
+        raise BadRequest(refused)
     return body
 
 
@@ -98,6 +114,17 @@ def health():
 
 @bp.post("/query")
 def query():
+    slots = current_app.extensions["llmsweep_queries"]
+    if not slots.acquire(blocking=False):
+        reply = jsonify(error=f"{QUERIES} queries are running already; try again later")
+        return reply, 429, {"Retry-After": "1"}
+    try:
+        return _query()
+    finally:
+        slots.release()
+
+
+def _query():
     params = point_request.complete_query(_body(QUERY_SCHEMA))
     cfg = current_app.config
     protocol = for_engine(cfg["ENGINE"])
@@ -116,8 +143,17 @@ def query():
     return jsonify(rec), (200 if rec["ok"] else 502)
 
 
+def _busy():
+    """409 while a point runs (before its body is read: large bodies wait their turn)."""
+    running = current_app.extensions["llmsweep_points"].running()
+    return jsonify(error="another point is running", running=running and running.id), 409
+
+
 @bp.post("/benchmark")
 def benchmark():
+    points = current_app.extensions["llmsweep_points"]
+    if points.running():
+        return _busy()
     spec = point_request.complete(_body(BENCHMARK_SCHEMA))
     cfg = current_app.config
     url = upstream()
@@ -126,10 +162,9 @@ def benchmark():
     server = Server(url, cfg["ENGINE"], cfg["MODEL"])
     labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "engine": cfg["ENGINE"]}
     labels |= patterns.metric_labels(spec)
-    point = current_app.extensions["llmsweep_points"].start(spec, server, labels)
+    point = points.start(spec, server, labels)
     if point is None:
-        running = current_app.extensions["llmsweep_points"].running()
-        return jsonify(error="another point is running", running=running and running.id), 409
+        return _busy()
     return jsonify(id=point.id, total=point.total, state=point.state), 202
 
 
@@ -145,10 +180,21 @@ def follow(point_id: str):
     point, missing = _point(point_id)
     if missing:
         return missing
-    offset = _int_arg("offset", 0, 0, 10**9)
+    offset = _int_arg("offset", 0, 0, 10**12)
     limit = _int_arg("limit", 10000, 1, 100000)
-    wait = _int_arg("wait", 0, 0, 60)
-    return jsonify(point.view(offset, limit, wait))
+    wait = _int_arg("wait", 0, 0, MAX_WAIT_S)
+    slots = current_app.extensions["llmsweep_long_polls"]
+    waits = wait > 0 and slots.acquire(blocking=False)
+    try:
+        return jsonify(point.view(offset, limit, wait if waits else 0))
+    except Gone as exc:
+        reply = jsonify(
+            error=str(exc), next_offset=point.base, state=point.state, completed=point.completed
+        )
+        return reply, 410
+    finally:
+        if waits:
+            slots.release()
 
 
 @bp.delete("/benchmark/<point_id>")
@@ -165,9 +211,19 @@ def _errors(app: Flask) -> None:
     def bad_request(exc):
         return jsonify(error=str(exc)), 400
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return jsonify(error=f"the body is larger than the limit of {limit} bytes"), 413
+
     @app.errorhandler(HTTPException)
     def http_error(exc):
         return jsonify(error=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def internal_error(exc):  # a bug: still JSON, and logged
+        app.logger.exception("unexpected error")
+        return jsonify(error=f"internal error: {type(exc).__name__}"), 500
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -179,13 +235,17 @@ def create_app(config: dict | None = None) -> Flask:
         MODEL=os.environ.get("LLMSWEEP_MODEL", ""),
         ENGINE=os.environ.get("LLMSWEEP_ENGINE", "openai"),
         RUN=os.environ.get("LLMSWEEP_RUN", ""),
+        MAX_CONTENT_LENGTH=point_request.MAX_BODY_BYTES,
     )
     if config:
         app.config.update(config)
     app.extensions["llmsweep_points"] = Points()
+    app.extensions["llmsweep_long_polls"] = threading.BoundedSemaphore(LONG_POLLS)
+    app.extensions["llmsweep_queries"] = threading.BoundedSemaphore(QUERIES)
     app.register_blueprint(bp)
     _errors(app)
     session.raise_fd_limit()
+    workers.prepare()
     app.wsgi_app = DispatcherMiddleware(
         app.wsgi_app, {"/metrics": prometheus_client.make_wsgi_app()}
     )

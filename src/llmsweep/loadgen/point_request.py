@@ -8,7 +8,7 @@ config's sections:
      "warmup": {"requests": 0, "duration_s": 0},
      "workload": {"prompts": [{"prompt": "Write ...", "max_tokens": 64}],
                   "ignore_eos": true, "api": "chat", "request_timeout_s": 600},
-     "client": {"workers": 1}}
+     "client": {"workers": 1, "stall_s": 60, "stop_on_stall": false}}
 
 The rule: request[section][key] is config[section][key], for the keys that shape the
 point (its pattern's SETTINGS, warmup, client, and the workload keys in SENT_WORKLOAD),
@@ -21,67 +21,74 @@ but for three things a point has where config has something else:
   builds them (prompt, prompt_file, input_tokens, output_tokens, max_tokens). A caller of
   the API may send workload.prompt (and workload.max_tokens) instead.
 
-Every key is defined once here or in its pattern's module (REQUEST_KEYS), with its bounds;
-the API's schema is built from these definitions, and config/schema.yaml has the same
-bounds (tests/test_config.py holds them together), so a config that validates is never
-refused by the client service. The defaults here are the API's, for callers that leave a
-key out.
+One source for the bounds: every key the request shares with config takes its type,
+bounds and default from config/schema.yaml, the authority on config keys, so a config
+that validates is never refused by the client service later. A request is also held to
+config's rules for any value (config.check_values: finite numbers, 64-bit integers, at
+most MAX_DEPTH levels, MAX_VALUES values and MAX_TEXT characters), which bounds its prompts
+and so its size (MAX_BODY_BYTES). Only what config has no key for is defined here: the
+prompts list and the pattern's choice.
 """
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 
+import jsonschema
+
+from llmsweep import config
 from llmsweep.loadgen import patterns
 
+_NOT_BOUNDS = ("description", "x-pattern")
+
+
+def _config_key(section: str, *path: str, default: bool = True) -> dict:
+    """A key of config/schema.yaml's `section` (path: the key, and keys inside it) as the
+    API takes it: its type and bounds, and its default unless `default` is False."""
+    spec = config.load_schema()["properties"][section]
+    for name in path:
+        spec = spec["properties"][name] if name != "[]" else spec["items"]
+    drop = _NOT_BOUNDS if default else (*_NOT_BOUNDS, "default")
+    return {k: v for k, v in spec.items() if k not in drop}
+
+
+def _config_section(section: str) -> dict:
+    """Every key of config's `section`, as _config_key gives it."""
+    names = config.load_schema()["properties"][section]["properties"]
+    return {name: _config_key(section, name) for name in names}
+
+
 # The request's sweep keys that every pattern has.
-SWEEP = {
-    "duration_s": {
-        "type": ["number", "null"],
-        "exclusiveMinimum": 0,
-        "maximum": 604800,
-        "default": None,
-    },
-    "max_point_duration_s": {
-        "type": "number",
-        "exclusiveMinimum": 0,
-        "maximum": 604800,
-        "default": 86400,
-    },
-    "seed": {"type": "integer", "default": 0},
-}
-WARMUP = {
-    "requests": {"type": "integer", "minimum": 0, "maximum": 1000000, "default": 0},
-    "duration_s": {"type": "number", "minimum": 0, "maximum": 86400, "default": 0},
-}
-PROMPT = {"type": "string", "minLength": 1, "maxLength": 1000000}
-MAX_TOKENS = {"type": "integer", "minimum": 1, "maximum": 131072}
+SWEEP = {k: _config_key("sweep", k) for k in ("duration_s", "max_point_duration_s", "seed")}
+WARMUP = _config_section("warmup")
+PROMPT = _config_key("workload", "prompt", default=False)
+MAX_TOKENS = _config_key("workload", "max_tokens", default=False)
 # Config's token lengths (workload.input_tokens, workload.output_tokens: mean ± stdev) make
-# a point's prompts and their max_tokens before its request is sent. Every drawn length is
-# clamped to MAX_TOKENS' bounds, so the request never exceeds the API's: an output length
-# is a prompt's max_tokens, and 131072 tokens of the synthetic prompts' text are about
-# 600,000 characters, within PROMPT's maxLength (and 256 prompts of them fit in memory).
-LENGTH = {
-    "mean": MAX_TOKENS,
-    "stdev": {"type": "number", "minimum": 0, "maximum": MAX_TOKENS["maximum"]},
+# a point's prompts and their max_tokens before its request is sent; every drawn length is
+# clamped to MAX_TOKENS' bounds (loadgen.workload), so the request never exceeds the API's.
+LENGTHS = {
+    name: _config_key("workload", name, default=False)["properties"]
+    for name in ("input_tokens", "output_tokens")
 }
-LENGTHS = {"input_tokens": LENGTH, "output_tokens": LENGTH}
+# The workload keys a point's request takes from config as they are.
+SENT_WORKLOAD = ("ignore_eos", "api", "request_timeout_s")
 WORKLOAD = {
     "prompt": PROMPT,
-    "max_tokens": {**MAX_TOKENS, "default": 64},
-    "ignore_eos": {"type": "boolean", "default": True},
-    "api": {"enum": ["chat", "completions"], "default": "chat"},
-    "request_timeout_s": {
-        "type": "number",
-        "exclusiveMinimum": 0,
-        "maximum": 86400,
-        "default": 600,
-    },
+    **{k: _config_key("workload", k) for k in ("max_tokens", *SENT_WORKLOAD)},
 }
+CLIENT = _config_section("client")
+
+# A prompt of the list takes three of config.MAX_VALUES (its object, text and max_tokens);
+# the request's other keys take fewer than OTHER_VALUES values and OTHER_TEXT characters,
+# so the prompts have the rest: MAX_PROMPTS prompts of MAX_PROMPTS_TEXT characters in all.
+OTHER_VALUES, OTHER_TEXT = 100, 1000
+MAX_PROMPTS = (config.MAX_VALUES - OTHER_VALUES) // 3
+MAX_PROMPTS_TEXT = config.MAX_TEXT - OTHER_TEXT
 PROMPTS = {
     "type": "array",
     "minItems": 1,
-    "maxItems": 100000,
+    "maxItems": MAX_PROMPTS,
     "items": {
         "type": "object",
         "additionalProperties": False,
@@ -89,16 +96,36 @@ PROMPTS = {
         "properties": {"prompt": PROMPT, "max_tokens": MAX_TOKENS},
     },
 }
-# The workload keys a point's request takes from config as they are.
-SENT_WORKLOAD = ("ignore_eos", "api", "request_timeout_s")
-CLIENT = {"workers": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1}}
+# The longest body of a request the API takes, as json.dumps writes it (the benchmark
+# rule's client, util.http_json): each character of text at most 12 bytes (one beyond the
+# Basic Multilingual Plane as a \u surrogate pair), each prompt's object around its text,
+# and the rest of the request within ENVELOPE_BYTES (tests/test_client_service.py checks
+# it with every other key at its longest). About 49 MB.
+ESCAPED_CHAR_BYTES = 12
+PROMPT_FRAME_BYTES = len(json.dumps({"prompt": "", "max_tokens": MAX_TOKENS["maximum"]}) + ", ")
+ENVELOPE_BYTES = 64 * 1024
+MAX_BODY_BYTES = (
+    ESCAPED_CHAR_BYTES * config.MAX_TEXT + PROMPT_FRAME_BYTES * MAX_PROMPTS + ENVELOPE_BYTES
+)
+MAX_MESSAGE = 300  # characters of a refusal's reason
+
+
+def _is_integer(checker, instance) -> bool:
+    """An integer is an int, as in config: JSON Schema's integer also takes 1.0."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
 
 
 def sweep_keys(module: ModuleType) -> dict:
-    """A pattern's request sweep keys with their schemas: its level, then its SETTINGS."""
-    defined = {**module.REQUEST_KEYS, **SWEEP}
-    keys = [module.LEVEL_KEY, *module.SETTINGS]
-    return {k: defined[k] for k in keys}
+    """A pattern's request sweep keys with their schemas, from config/schema.yaml: its level
+    (an item of config's list of levels), then its SETTINGS."""
+    level = _config_key("sweep", module.SWEEP_KEY, "[]", default=False)
+    return {module.LEVEL_KEY: level} | {k: _config_key("sweep", k) for k in module.SETTINGS}
 
 
 def _object(properties: dict, required=()) -> dict:
@@ -142,6 +169,31 @@ def schema() -> dict:
 def query_schema() -> dict:
     """The JSON Schema of POST /query: one request, the workload keys at the top."""
     return _object(WORKLOAD, ["prompt"])
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_MESSAGE:
+        return text
+    half = MAX_MESSAGE // 2 - 2
+    return f"{text[:half]} … {text[-half:]}"
+
+
+def refusal(body, schema: dict) -> str | None:
+    """Why the API refuses `body` (a parsed JSON value) under `schema`, naming the key; None
+    when it takes it. Config's rules for any value come first (NaN, infinities, integers
+    beyond 64 bits, deep nesting), so the schema never sees what it cannot judge."""
+    if not isinstance(body, dict):
+        return "the body must be a JSON object"
+    try:
+        config.check_values(body)
+    except config.ConfigError as exc:
+        return _clip(str(exc))
+    errors = list(_Validator(schema).iter_errors(body))
+    if not errors:
+        return None
+    first = min(errors, key=lambda e: ([str(p) for p in e.absolute_path], e.message[:200]))
+    where = ".".join(str(p) for p in first.absolute_path) or "body"
+    return f"{where}: {_clip(first.message)}"
 
 
 def _with_defaults(values: dict, keys: dict) -> dict:

@@ -7,6 +7,7 @@ import time
 import aiohttp
 
 from llmsweep.loadgen.protocols import StreamError
+from llmsweep.loadgen.stalls import NOT_STALLED, Wait
 
 RETRIES_ON_DEAD_CONNECTION = 3
 
@@ -18,8 +19,10 @@ async def stream_request(
     api: str,
     body: dict,
     keep_text: bool = False,
+    wait: Wait | None = None,
 ) -> dict:
-    """Send one streaming request; return its record (timings in seconds, never raises)."""
+    """Send one streaming request; return its record (timings in seconds, never raises but
+    when cancelled). `wait` hears of everything the server sends for it (stalls)."""
     rec: dict = {"start": time.time(), "ok": False, "error_kind": None, "error": None}
     t0 = time.perf_counter()
     chunk_times: list[float] = []
@@ -28,17 +31,21 @@ async def stream_request(
     done = False
     try:
         resp = await _post(session, base_url + protocol.path(api), body)
+        if wait is not None:
+            wait.heard()
         async with resp:
             rec["status"] = resp.status
             if resp.status != 200:
                 detail = (await resp.text())[:300]
                 rec["error_kind"], rec["error"] = f"http_{resp.status}", detail
-                return _finish(rec, t0, chunk_times, text, final, protocol, keep_text)
+                return _finish(rec, t0, chunk_times, text, final, protocol, keep_text, wait)
             # Read whatever has arrived and split lines here: much cheaper than asking the
             # stream for one line at a time, and tokens that arrived together share a time.
             pending = b""
             async for data in resp.content.iter_any():
                 now = time.perf_counter()
+                if wait is not None:
+                    wait.heard()
                 *lines, pending = (pending + data).split(b"\n")
                 for line in lines:
                     if not line.strip():
@@ -75,7 +82,7 @@ async def stream_request(
             rec["error_kind"], rec["error"] = "empty", "no generated content"
         else:
             rec["ok"] = True
-    return _finish(rec, t0, chunk_times, text, final, protocol, keep_text)
+    return _finish(rec, t0, chunk_times, text, final, protocol, keep_text, wait)
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: dict):
@@ -89,9 +96,10 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict):
     return await session.post(url, json=body)
 
 
-def _finish(rec, t0, chunk_times, text, final, protocol, keep_text) -> dict:
-    """Derive the timings of DESIGN.md: TTFT, ITL gaps, E2E, TPOT."""
+def _finish(rec, t0, chunk_times, text, final, protocol, keep_text, wait) -> dict:
+    """Derive the timings of DESIGN.md: TTFT, ITL gaps, E2E, TPOT; and the stall fields."""
     rec["e2e_s"] = time.perf_counter() - t0
+    rec.update(wait.end() if wait is not None else NOT_STALLED)
     rec["ttft_s"] = chunk_times[0] - t0 if chunk_times else None
     rec["itl_s"] = [b - a for a, b in zip(chunk_times, chunk_times[1:], strict=False)]
     rec.update(protocol.counts(final, len(chunk_times)))

@@ -1,6 +1,6 @@
-"""One load point: warm-up, then the pattern's load, bounded in time; the client's own
-CPU use and event-loop lag are measured so a saturated client is never mistaken for a
-slow server."""
+"""One load point: warm-up, then the pattern's load, bounded in time, stopped early when
+cancelled or (if asked) when the server stalls; the client's own CPU use and event-loop
+lag are measured so a saturated client is never mistaken for a slow server."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from llmsweep.loadgen.patterns import closed
 from llmsweep.loadgen.protocols import for_engine
 from llmsweep.loadgen.request import stream_request
 from llmsweep.loadgen.session import InFlight, keep_alive_for, new_session
+from llmsweep.loadgen.stalls import Silence
 from llmsweep.loadgen.stats import percentile
 
 LAG_INTERVAL_S = 0.01
@@ -31,17 +32,84 @@ class Server(NamedTuple):
     model: str
 
 
-async def run(server: Server, request: dict, on_record, cancel, in_flight: InFlight) -> dict:
+# How often the point looks at its cancel flag (DELETE stops a point within this), and at
+# the server's silence (stalls).
+POLL_S = 0.05
+SILENCE_CHECK_S = 1.0
+
+
+class Stop:
+    """Why a point's load was stopped early, if it was; set before its task is cancelled.
+    Requests cut off by the time bound or a stall are recorded (they are the point's
+    data); those cut off by DELETE are not (the point is abandoned)."""
+
+    DELETED = "deleted"
+    TIME = "time"
+    STALL = "stall"
+
+    def __init__(self):
+        self.reason: str | None = None
+        self.silent_s = 0.0  # the server's silence that stopped the point
+
+    def why(self) -> str:
+        if self.reason == self.STALL:
+            return (
+                f"the point was cut short: the server sent nothing for {self.silent_s:.0f} s "
+                "(client.stop_on_stall)"
+            )
+        return "the point reached max_point_duration_s"
+
+
+async def run(
+    server: Server, request: dict, on_record, cancel, in_flight: InFlight, on_silence=None
+) -> dict:
     """Run the point request (loadgen.point_request, completed); every finished request
-    goes to `on_record` at once. Returns the client's own figures (CPU, loop lag,
-    saturation)."""
+    goes to `on_record` at once. `cancel` (an Event) stops it within POLL_S, its requests
+    in flight dropped. `on_silence(seconds)`, every SILENCE_CHECK_S, tells how long the
+    server has sent nothing while requests waited. Returns the client's own figures (CPU,
+    loop lag, saturation, how the point stopped)."""
     meter = _Meter()
+    silence = Silence(request["client"]["stall_s"])
+    stop = Stop()
     keep_alive = keep_alive_for(server.engine)
     async with new_session(request["workload"]["request_timeout_s"], keep_alive) as http:
-        send = _sender(http, server, request["workload"], on_record, cancel, in_flight)
-        timed_out = await _within(_phases(send, request), request["sweep"]["max_point_duration_s"])
+        send = _sender(http, server, request["workload"], on_record, in_flight, silence, stop)
+        load = asyncio.create_task(_phases(send, request))
+        await _supervise(load, request, cancel, silence, stop, on_silence)
     cpu, wall, lag = await meter.stop()
-    return client_figures(cpu, wall, lag, timed_out)
+    return client_figures(cpu, wall, lag, stop)
+
+
+async def _supervise(load, request: dict, cancel, silence: Silence, stop: Stop, on_silence):
+    """Wait for the load to end; cancel it early when the point is cancelled, reaches its
+    time bound or (with client.stop_on_stall) stalls. `stop` says which."""
+    clock = asyncio.get_running_loop()
+    deadline = clock.time() + request["sweep"]["max_point_duration_s"]
+    client = request["client"]
+    next_check = clock.time() + SILENCE_CHECK_S
+    while not load.done():
+        await asyncio.wait({load}, timeout=max(0.0, min(POLL_S, deadline - clock.time())))
+        if load.done():
+            break
+        now = clock.time()
+        if cancel.is_set():
+            stop.reason = Stop.DELETED
+        elif now >= deadline:
+            stop.reason = Stop.TIME
+        elif now >= next_check:
+            next_check = now + SILENCE_CHECK_S
+            silent = silence.silent_now()
+            if on_silence is not None:
+                on_silence(silent)
+            if client["stop_on_stall"] and silent > client["stall_s"]:
+                stop.reason, stop.silent_s = Stop.STALL, silent
+        if stop.reason:
+            load.cancel()
+            await asyncio.wait({load})
+    if on_silence is not None:
+        on_silence(0.0)
+    if not load.cancelled():
+        load.result()  # the load's own error, if it failed
 
 
 async def _phases(send, request: dict) -> None:
@@ -61,35 +129,31 @@ async def _warm_up(send, warmup: dict, module, sweep: dict) -> None:
     await closed.loop(send, min(width, max(n, 1)), per_client, duration or None)
 
 
-async def _within(coro, seconds: float) -> bool:
-    """Run `coro` for at most `seconds` (cancelling it then); whether time ran out."""
-    try:
-        await asyncio.wait_for(coro, seconds)
-    except TimeoutError:
-        return True
-    return False
-
-
-def _sender(http, server: Server, workload: dict, on_record, cancel, in_flight: InFlight):
+def _sender(
+    http, server: Server, workload: dict, on_record, in_flight: InFlight, silence, stop: Stop
+):
     """send(phase, **extra): one request with the next prompt; its record, with `extra` and
-    flagged warm-up or not, goes to `on_record`, also when the point's time runs out."""
+    flagged warm-up or not, goes to `on_record`, also when the point's time runs out or it
+    stalls (not when it is cancelled)."""
     protocol = for_engine(server.engine)
     prompts, api = workload["prompts"], workload["api"]
     order = itertools.count()
 
     async def send(phase: str, **extra) -> None:
-        if cancel.is_set():
-            return
         prompt = prompts[next(order) % len(prompts)]
         body = protocol.body(
             api, server.model, prompt["prompt"], prompt["max_tokens"], workload["ignore_eos"]
         )
         warmup = phase == "warmup"
+        wait = silence.wait()
         try:
             with in_flight:
-                rec = await stream_request(http, server.url, protocol, api, body)
+                rec = await stream_request(http, server.url, protocol, api, body, wait=wait)
         except asyncio.CancelledError:
-            on_record({**_cancelled(), **extra, "warmup": warmup, "max_tokens": None})
+            stalled = wait.end()
+            if stop.reason != Stop.DELETED:
+                cut = {**_cancelled(stop.why()), **stalled, **extra}
+                on_record({**cut, "warmup": warmup, "max_tokens": None})
             raise
         rec.update(extra, warmup=warmup, max_tokens=prompt["max_tokens"])
         on_record(rec)
@@ -97,13 +161,13 @@ def _sender(http, server: Server, workload: dict, on_record, cancel, in_flight: 
     return send
 
 
-def _cancelled() -> dict:
-    """The record of a request cut off when the point reached its time bound."""
+def _cancelled(why: str) -> dict:
+    """The record of a request cut off when the point reached its time bound or stalled."""
     return {
         "start": time.time(),
         "ok": False,
         "error_kind": "cancelled",
-        "error": "the point reached max_point_duration_s",
+        "error": why,
         "e2e_s": None,
         "ttft_s": None,
         "itl_s": [],
@@ -146,8 +210,9 @@ class _Meter:
         return cpu, wall, sorted(self._lag)
 
 
-def client_figures(cpu: float, wall: float, lag: list[float], timed_out: bool) -> dict:
-    """The client's own figures, and whether (and why) it was saturated; `lag` sorted."""
+def client_figures(cpu: float, wall: float, lag: list[float], stop: Stop) -> dict:
+    """The client's own figures, whether (and why) it was saturated, and how the point
+    stopped; `lag` sorted."""
     stats = {
         "cpu_s": cpu,
         "wall_s": wall,
@@ -155,7 +220,8 @@ def client_figures(cpu: float, wall: float, lag: list[float], timed_out: bool) -
         "loop_lag_p50_s": percentile(lag, 50) if lag else None,
         "loop_lag_p99_s": percentile(lag, 99) if lag else None,
         "loop_lag_max_s": lag[-1] if lag else None,
-        "timed_out": timed_out,
+        "timed_out": stop.reason == Stop.TIME,
+        "stopped_on_stall": stop.reason == Stop.STALL,
     }
     reasons = []
     if stats["cpu_share"] > SATURATED_CPU_SHARE:
@@ -163,10 +229,13 @@ def client_figures(cpu: float, wall: float, lag: list[float], timed_out: bool) -
     if lag and stats["loop_lag_p99_s"] > SATURATED_LAG_P99_S:
         reasons.append(f"its event loop ran {stats['loop_lag_p99_s'] * 1000:.0f} ms late (p99)")
     stats["saturated"] = bool(reasons)
-    stats["warning"] = (
-        "the load generator was saturated (" + "; ".join(reasons) + "): latencies include "
-        "client-side delay; lower the load or use more client CPUs"
-        if reasons
-        else None
-    )
+    warnings = []
+    if reasons:
+        warnings.append(
+            "the load generator was saturated (" + "; ".join(reasons) + "): latencies "
+            "include client-side delay; lower the load or use more client CPUs"
+        )
+    if stats["stopped_on_stall"]:
+        warnings.append(stop.why())
+    stats["warning"] = "; ".join(warnings) or None
     return stats

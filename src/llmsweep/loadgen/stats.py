@@ -40,7 +40,7 @@ def distribution(values: Iterable[float]) -> dict:
 
 def summarize(records: list[dict], slo: dict | None = None) -> dict:
     """Throughput over the measurement window, latency distributions, goodput against
-    `slo` (ttft_s, tpot_s, e2e_s; None leaves one out), warm-up excluded.
+    `slo` (ttft_s, tpot_s, e2e_s; None leaves one out), stalls, warm-up excluded.
 
     The window runs from the first measured request's start to the last one's end.
     """
@@ -80,7 +80,23 @@ def summarize(records: list[dict], slo: dict | None = None) -> dict:
     out["queue_s"] = distribution(r["queue_s"] for r in measured if r.get("queue_s") is not None)
     out["warmup_requests"] = len(records) - len(measured)
     out.update(goodput(ok, slo or {}, window))
+    out.update(stalls(measured))
     return out
+
+
+def stalls(measured: list[dict]) -> dict:
+    """Requests that waited through a stall of the server (loadgen.stalls), their longest
+    wait, and a warning saying so."""
+    stalled = [r["stall_gap_s"] for r in measured if r.get("stalled")]
+    longest = max(stalled, default=None)
+    warning = None
+    if stalled:
+        warning = (
+            f"{len(stalled)} requests stalled: the server sent nothing to any request for "
+            f"longer than client.stall_s while they waited (the longest wait {longest:.0f} s)"
+            "; it may have hung"
+        )
+    return {"stalls": len(stalled), "stall_gap_max_s": longest, "stall_warning": warning}
 
 
 def goodput(ok: list[dict], slo: dict, window: float | None) -> dict:

@@ -3,15 +3,18 @@
 It streams `max_tokens` one-word chunks with a fixed gap, then usage and [DONE]. It is
 not an LLM: it measures the load generator, never a model. Given model cards, it lists
 them in /v1/models and answers 404 for any other model, as vLLM and SGLang do; its counts
-are in app[STATE] for the routes an engine's stand-in adds (tests/fakes).
+are in app[STATE] for the routes an engine's stand-in adds (tests/fakes). It can be made
+to hang for a while (pause: nothing sent, not even new requests' headers), as a stopped
+server does.
 
-Usage: python -m llmsweep.loadgen.stub_server --port P [--gap-ms G]
+Usage: python -m llmsweep.loadgen.stub_server --port P [--gap-ms G] [--pause-at S --pause-for D]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -49,9 +52,30 @@ def count_tokens(state: dict, n: int) -> None:
     state["completion_tokens"] += n
 
 
+def pause(state: dict, for_s: float, after_s: float = 0.0) -> None:
+    """Send nothing from `after_s` seconds from now, for `for_s` seconds."""
+    start = time.monotonic() + after_s
+    state["paused"] = (start, start + for_s)
+
+
+async def _unless_paused(state: dict) -> None:
+    """Wait out a pause (the server hangs: nothing is sent)."""
+    while True:
+        start, end = state["paused"]  # pause() may end or move it meanwhile
+        if not start <= time.monotonic() < end:
+            return
+        await asyncio.sleep(min(0.01, end - time.monotonic()))
+
+
 def make_app(
-    gap_s: float = 0.0, fail_status: int | None = None, cards: list[dict] | None = None
+    gap_s: float = 0.0,
+    fail_status: int | None = None,
+    cards: list[dict] | None = None,
+    slots: int | None = None,
 ) -> web.Application:
+    """The stub's app; with `slots`, it streams that many responses at once and the other
+    requests wait, before their headers, as in a server's queue."""
+    queue = asyncio.Semaphore(slots) if slots else contextlib.nullcontext()
     state = {
         "in_flight": 0,
         "peak": 0,
@@ -59,6 +83,7 @@ def make_app(
         "ttfb_s_sum": 0.0,
         "prompt_tokens": 0,
         "completion_tokens": 0,
+        "paused": (0.0, 0.0),
     }
 
     async def completions(request: web.Request) -> web.StreamResponse:
@@ -79,25 +104,34 @@ def make_app(
         state["in_flight"] += 1
         state["peak"] = max(state["peak"], state["in_flight"])
         try:
-            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-            await resp.prepare(request)
-            n = int(body.get("max_tokens", 16))
-            count_tokens(state, n)
-            chat = "messages" in body
-            for i in range(n):
-                if gap_s:
-                    await asyncio.sleep(gap_s)
-                choice = {"delta": {"content": f"w{i} "}} if chat else {"text": f"w{i} "}
-                await resp.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
-                if i == 0:  # the server's own time to first byte, to tell client overhead
-                    state["ttfb_s_sum"] += time.perf_counter() - arrived
-            usage = usage_of(n)
-            await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode())
-            await resp.write(b"\n\ndata: [DONE]\n\n")
-            await resp.write_eof()
-            return resp
+            async with queue:
+                return await stream(request, body, arrived)
+        except ConnectionResetError:  # the client went away (a cancelled point)
+            return web.Response(status=499)
         finally:
             state["in_flight"] -= 1
+
+    async def stream(request: web.Request, body: dict, arrived: float) -> web.StreamResponse:
+        await _unless_paused(state)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        n = int(body.get("max_tokens", 16))
+        count_tokens(state, n)
+        chat = "messages" in body
+        for i in range(n):
+            if gap_s:
+                await asyncio.sleep(gap_s)
+            await _unless_paused(state)
+            choice = {"delta": {"content": f"w{i} "}} if chat else {"text": f"w{i} "}
+            await resp.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+            if i == 0:  # the server's own time to first byte, to tell client overhead
+                state["ttfb_s_sum"] += time.perf_counter() - arrived
+        usage = usage_of(n)
+        await _unless_paused(state)
+        await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode())
+        await resp.write(b"\n\ndata: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
 
     async def models(_: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": cards or [{"id": "stub"}]})
@@ -117,8 +151,10 @@ def make_app(
 class StubServer:
     """Run the stub in a background thread on 127.0.0.1 (for tests)."""
 
-    def __init__(self, gap_s: float = 0.0, fail_status: int | None = None):
-        self.app = make_app(gap_s, fail_status)
+    def __init__(
+        self, gap_s: float = 0.0, fail_status: int | None = None, slots: int | None = None
+    ):
+        self.app = make_app(gap_s, fail_status, slots=slots)
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -147,14 +183,22 @@ class StubServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
 
+    def pause(self, for_s: float, after_s: float = 0.0) -> None:
+        """Hang: send nothing from `after_s` seconds from now, for `for_s` seconds."""
+        self._loop.call_soon_threadsafe(pause, self.app[STATE], for_s, after_s)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--gap-ms", type=float, default=0.0)
+    parser.add_argument("--pause-at", type=float, default=0.0, help="hang S s after start")
+    parser.add_argument("--pause-for", type=float, default=0.0, help="for D s")
     args = parser.parse_args()
-    web.run_app(make_app(args.gap_ms / 1000), host=args.host, port=args.port, backlog=4096)
+    app = make_app(args.gap_ms / 1000)
+    pause(app[STATE], args.pause_for, args.pause_at)
+    web.run_app(app, host=args.host, port=args.port, backlog=4096)
 
 
 if __name__ == "__main__":

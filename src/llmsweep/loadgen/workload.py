@@ -8,10 +8,13 @@ import json
 import random
 from pathlib import Path
 
-from llmsweep.loadgen.point_request import MAX_TOKENS
+from llmsweep.loadgen.point_request import MAX_PROMPTS, MAX_PROMPTS_TEXT, MAX_TOKENS, PROMPT
 from llmsweep.util import http_json
 
-DISTINCT_PROMPTS = 256  # synthetic prompts per point; requests cycle through them
+# Synthetic prompts per point, requests cycling through them; fewer when they are long, as
+# a point's prompts have at most MAX_PROMPTS_TEXT characters in all (4,000,000: 256 of
+# 15,000 characters, about 3,000 tokens; 26 of 32,768 tokens).
+DISTINCT_PROMPTS = 256
 # Plain text to cut synthetic prompts from; a random offset per prompt keeps servers from
 # answering from a shared prompt cache.
 BASE_TEXT = (
@@ -49,11 +52,23 @@ def read_prompt_file(path: str | Path) -> list[dict]:
         if not isinstance(row, dict) or not str(row.get("prompt") or "").strip():
             raise WorkloadError(f"workload.prompt_file: entry {i} of {path} has no prompt")
         entry = {"prompt": str(row["prompt"])}
+        if len(entry["prompt"]) > PROMPT["maxLength"] or "\0" in entry["prompt"]:
+            raise WorkloadError(
+                f"workload.prompt_file: entry {i} of {path} has more than "
+                f"{PROMPT['maxLength']:,} characters, or a NUL character"
+            )
         if row.get("max_tokens") not in (None, ""):
             entry["max_tokens"] = int(row["max_tokens"])
         prompts.append(entry)
     if not prompts:
         raise WorkloadError(f"workload.prompt_file: {path} holds no prompts")
+    text = sum(len(p["prompt"]) for p in prompts)
+    if len(prompts) > MAX_PROMPTS or text > MAX_PROMPTS_TEXT:
+        raise WorkloadError(
+            f"workload.prompt_file: {path} holds {len(prompts):,} prompts of {text:,} "
+            f"characters; a point takes at most {MAX_PROMPTS:,} prompts of "
+            f"{MAX_PROMPTS_TEXT:,} characters in all"
+        )
     return prompts
 
 
@@ -89,12 +104,16 @@ def build_prompts(workload: dict, llm_url: str, model: str, seed: int) -> list[d
     elif workload["input_tokens"]:
         tokenize, detokenize = _tokenizer(llm_url, model)
         base = tokenize(BASE_TEXT * 4)
-        prompts = []
+        prompts, text = [], 0
         for _ in range(DISTINCT_PROMPTS):
             n = _length(rng, workload["input_tokens"])
             start = rng.randrange(len(base))
             tokens = [base[(start + i) % len(base)] for i in range(n)]
-            prompts.append({"prompt": detokenize(tokens)})
+            prompt = detokenize(tokens)[: PROMPT["maxLength"]]
+            if prompts and text + len(prompt) > MAX_PROMPTS_TEXT:
+                break
+            prompts.append({"prompt": prompt})
+            text += len(prompt)
     else:
         prompts = [{"prompt": workload["prompt"]}]
     out_spec = workload["output_tokens"]

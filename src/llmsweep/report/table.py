@@ -34,6 +34,7 @@ def row(summary: dict) -> dict:
         "successful": summary["successful"],
         "failed": summary["failed"],
         "errors": ";".join(f"{k}={v}" for k, v in sorted(summary["errors"].items())),
+        "stalls": summary.get("stalls"),  # requests that waited through a hung server
         "window_start": summary["window"]["start"],
         "window_end": summary["window"]["end"],
         "duration_s": summary["window"]["duration_s"],

@@ -229,11 +229,12 @@ def client_service(cfg: dict, paths: RunPaths, dep: dict, llm_url: str | None = 
         "--workers",
         "1",  # one process holds the running points
         "--worker-class",
-        "gthread",
+        "llmsweep.client_service.worker.ThreadWorker",  # gthread, slow clients hold no thread
         "--threads",
         "16",
         "--graceful-timeout",
         "5",
+        "--no-control-socket",  # gunicorn 27 would make one in $HOME, shared by every service
         "--access-logfile",
         "-",
         "llmsweep.client_service.app:create_app()",

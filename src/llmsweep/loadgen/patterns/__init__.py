@@ -10,8 +10,8 @@ Each module provides:
                         the regular expression of the level part
     SETTINGS            the sweep keys, in config and request, that shape a point besides
                         its level
-    REQUEST_KEYS        the request's sweep keys of this pattern alone, as JSON Schema
-    REQUIRED            those of them a request must give
+    REQUIRED            the request's sweep keys a request must give (every key's
+                        bounds are config/schema.yaml's: loadgen.point_request)
     AXIS                how the report plots its points (common.Axis)
     level_text(level)   the level in a folder name and a metric label
     describe(level)     "with 4 clients", "at 2.5 requests/s", for messages

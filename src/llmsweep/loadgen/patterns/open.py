@@ -16,31 +16,18 @@ SWEEP_KEY = "rates"  # config: sweep.rates, the list of levels
 LEVEL_KEY = "rate"  # one point's level: sweep point, request's sweep, summary, table
 PREFIX = "r"  # folder r2.5
 LEVEL_REGEX = "[0-9.]+"
-# Rates from one request in 1000 s: every rate's folder name is its level_text, which has
-# no exponent from here up.
-MIN_RATE = 0.001
 # The sweep keys (config and request) that shape a point, its level aside.
 SETTINGS = ("arrival", "requests", "max_concurrency", "duration_s", "max_point_duration_s", "seed")
-# The request's sweep keys of this pattern alone, as JSON Schema (bounds as in config).
-REQUEST_KEYS = {
-    "rate": {"type": "number", "minimum": MIN_RATE, "maximum": 100000},
-    "arrival": {"enum": ["poisson", "constant"], "default": "poisson"},
-    "requests": {"type": "integer", "minimum": 1, "maximum": 100000000},
-    "max_concurrency": {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "maximum": 100000,
-        "default": None,
-    },
-}
+# The request's sweep keys a request must give (their bounds are config's).
 REQUIRED = ("rate", "requests")
 AXIS = Axis("rate", "requests/s", " (open loop)", "knee_rate", "requests/s")
 
 
 def level_text(rate: float) -> str:
     """The level in a folder name and a metric label: the shortest text that reads back as
-    the same rate (2, 0.5, 1.0000001), so distinct rates have distinct folders; from
-    MIN_RATE to the maximum it has no exponent, as LEVEL_REGEX wants."""
+    the same rate (2, 0.5, 1.0000001), so distinct rates have distinct folders; within
+    config's bounds of a rate (sweep.rates: 0.001 to 100000) it has no exponent, as
+    LEVEL_REGEX wants."""
     return repr(float(rate)).removesuffix(".0")
 
 
@@ -94,7 +81,6 @@ async def loop(
     limit = asyncio.Semaphore(max_concurrency) if max_concurrency else None
     t0 = clock.time()
     due = t0
-    tasks = []
 
     async def one(seq: int, scheduled: float) -> None:
         if limit is None:
@@ -103,13 +89,15 @@ async def loop(
         async with limit:
             await send(seq=seq, arrival_s=scheduled - t0, queue_s=clock.time() - scheduled)
 
-    for seq in range(n_requests):
-        if seq:
-            due += rng.expovariate(rate) if arrival == "poisson" else 1.0 / rate
-        if duration_s and due - t0 >= duration_s:
-            break
-        delay = due - clock.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(seq, due)))
-    await asyncio.gather(*tasks)
+    # The group holds only the requests not yet done, and cancelling the point cancels the
+    # wait for the next arrival and every request in flight.
+    async with asyncio.TaskGroup() as group:
+        for seq in range(n_requests):
+            if seq:
+                due += rng.expovariate(rate) if arrival == "poisson" else 1.0 / rate
+            if duration_s and due - t0 >= duration_s:
+                break
+            # Sleep even when late (0 s): a generator behind schedule still lets its
+            # requests, and whatever may stop the point, run between arrivals.
+            await asyncio.sleep(max(0.0, due - clock.time()))
+            group.create_task(one(seq, due))
