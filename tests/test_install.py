@@ -202,7 +202,8 @@ def test_without_monitoring_programs_install_says_how_and_sweeps_run_with_it_off
         summary = read_json(run / "bench" / "gemma3-270m" / load / "summary.json")
         assert summary["successful"] == summary["requests"] > 0
     assert not (run / "monitoring").exists()
-    services = sorted(p.name for p in (run / "services").iterdir() if p.name != "leases")
+    # Only the deployment's own services ran: no Pushgateway, Prometheus or exporters.
+    services = sorted(p.parent.name for p in (run / "services").glob("*/instance.json"))
     assert services == ["client_service.gemma3-270m", "llm_server.gemma3-270m"]
     meta = json.loads((run / "report" / "metadata.json").read_text())
     assert meta["monitoring"].startswith("off (monitoring.enabled: false)")
