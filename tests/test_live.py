@@ -469,3 +469,38 @@ def test_the_run_page_draws_live_figures_and_charts(tmp_path, artifacts):
     finally:
         server.stop()
     assert not errors, errors
+
+
+def test_the_log_says_while_a_point_s_server_is_silent(tmp_path, monkeypatch, capsys):
+    """The client service's view carries a warning while the server sends nothing; the
+    point's log line shows it, then the point goes on."""
+    import llmsweep.benchmark as benchmark
+
+    warning = "the LLM server has sent nothing for 61 s while 2 requests wait"
+    views = iter(
+        [
+            {
+                "records": [],
+                "next_offset": 0,
+                "completed": 0,
+                "total": 2,
+                "state": "running",
+                "warning": warning,
+            },
+            {
+                "records": [{"ok": True}, {"ok": True}],
+                "next_offset": 2,
+                "completed": 2,
+                "total": 2,
+                "state": "done",
+                "warning": None,
+            },
+        ]
+    )
+    monkeypatch.setattr(benchmark, "http_json", lambda url, timeout: (200, next(views)))
+    point = {"deployment": "d", "load": "c2"}
+    view = follow_point("http://unused", "p1", tmp_path / "requests.jsonl", point, [])
+    assert view["state"] == "done"
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"d c2: 0/2 requests; WARNING: {warning}"
+    assert lines[-1] == "d c2: 2/2 requests"

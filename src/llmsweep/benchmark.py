@@ -99,6 +99,8 @@ def _run_point(
     check_server_survived(summary, client["url"], llm["url"], point, requests_path)
     summary["point"] = describe_point(point, settings, held, view, started_at)
     summary["client"] = view.get("client")
+    if summary.get("stall_warning"):
+        print(f"warning: {_name(point)}: {summary['stall_warning']}", file=sys.stderr)
     if summary["client"] and summary["client"]["warning"]:
         print(f"warning: {_name(point)}: {summary['client']['warning']}", file=sys.stderr)
     if "pushgateway" in held:
@@ -169,7 +171,8 @@ def follow_point(
                 watch.update(view)
             done = view["completed"]
             if done != logged[0] or time.monotonic() - logged[1] >= LOG_EVERY_S:
-                print(f"{_name(point)}: {done}/{view['total']} requests", file=sys.stderr)
+                warning = f"; WARNING: {view['warning']}" if view.get("warning") else ""
+                print(f"{_name(point)}: {done}/{view['total']} requests{warning}", file=sys.stderr)
                 logged = (done, time.monotonic())
             if view["state"] != "running" and offset >= view["completed"]:
                 break
