@@ -183,6 +183,7 @@ def parallel_deployments(backend):
 
 
 LIMIT = "llmsweep_deployments"  # the resource each deployment job takes one of
+LIMITS = {}  # the default limit by backend, once worked out
 
 
 def limit_deployments(backend):
@@ -192,7 +193,9 @@ def limit_deployments(backend):
     counts the resource) and again at the start, when the executor is known."""
     if not config["parallel_deployments"] and LIMIT in USER_RESOURCES:
         return
-    limit = parallel_deployments(backend)
+    if backend not in LIMITS:  # asks NVML locally: once per process
+        LIMITS[backend] = parallel_deployments(backend)
+    limit = LIMITS[backend]
     workflow.register_resource(LIMIT, limit)
     scheduler = workflow.scheduler
     if scheduler is not None:  # the scheduler copied the global resources when created

@@ -274,12 +274,7 @@ class SlurmBackend:
         return state or _final_state(instance["job_id"])
 
     def alive(self, instance: dict) -> bool:
-        try:
-            return self.state(instance) in LIVE_STATES
-        except SlurmError as exc:
-            if "Invalid job id" in str(exc):
-                return False
-            raise
+        return self._state_or_gone(instance) in LIVE_STATES
 
     def stop(self, instance: dict, grace: float = 60.0, settle: bool = True) -> bool:
         """scancel the job and wait until it has left the queue; with `settle` false, only
