@@ -37,6 +37,7 @@ import threading
 import time
 from pathlib import Path
 
+from llmsweep import secret
 from llmsweep.benchmark import follow_point, start_point
 from llmsweep.live.terminal import Terminal
 from llmsweep.live.watch import PointWatch
@@ -91,19 +92,22 @@ def measure(url: str, clients: int, seconds: float, tokens: int) -> dict:
     }
 
 
-def client_service(stub_url: str) -> tuple[subprocess.Popen, str]:
+def client_service(stub_url: str) -> tuple[subprocess.Popen, dict]:
     """The client service under gunicorn, as services.definitions.client_service starts it,
-    loading the stub."""
+    loading the stub; and its lease (URL, and the token it requires)."""
+    secret_file = secret.ensure(Path(tempfile.mkdtemp()) / "secret")
     port = free_port("127.0.0.1")
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
     argv += ["--worker-class", "gthread", "--threads", "16", "--graceful-timeout", "5"]
     argv += ["llmsweep.client_service.app:create_app()"]
     env = {**os.environ, "LLMSWEEP_UPSTREAM": stub_url, "LLMSWEEP_ENGINE": "openai"}
     env |= {"LLMSWEEP_MODEL": "stub", "LLMSWEEP_RUN": "bench"}
+    env |= {"LLMSWEEP_SECRET_FILE": str(secret_file)}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_ok(url + "/health"), 60, "the client service")
-    return proc, url
+    lease = {"url": f"http://127.0.0.1:{port}", "auth": "bearer", "secret_file": str(secret_file)}
+    health = lease["url"] + "/health"
+    wait_until(lambda: http_ok(health, headers=secret.headers_of(lease)), 60, "client service")
+    return proc, lease
 
 
 class PseudoTerminal:
@@ -124,7 +128,7 @@ class PseudoTerminal:
             pass
 
 
-def measure_followed(base: str, clients: int, seconds: float, tokens: int, live) -> dict:
+def measure_followed(client: dict, clients: int, seconds: float, tokens: int, live) -> dict:
     """One level run as a sweep point: through the client service, followed to its end by
     follow_point, with the live view when `live` is (RunPaths, terminal output)."""
     point = {"deployment": "stub", "load": f"c{clients}", "pattern": "closed"}
@@ -140,14 +144,14 @@ def measure_followed(base: str, clients: int, seconds: float, tokens: int, live)
         update(view)
         spent += time.thread_time() - t
 
-    point_id = start_point(base, body)
+    point_id = start_point(client, body)
     if watch:
         watch.begin()
         update, watch.update = watch.update, timed
     requests = paths.requests("stub", f"c{clients}")
     requests.parent.mkdir(parents=True, exist_ok=True)
     with open(os.devnull, "w") as log, contextlib.redirect_stderr(log):  # the job's log
-        view = follow_point(base, point_id, requests, point, [], watch)
+        view = follow_point(client, point_id, requests, point, [], watch)
     records = [json.loads(line) for line in requests.read_text().splitlines()]
     ok = [r for r in records if r["ok"]]
     wall = view["client"]["wall_s"]
@@ -164,7 +168,7 @@ def measure_followed(base: str, clients: int, seconds: float, tokens: int, live)
 
 def live_cost(url: str, seconds: float, tokens: int, repeats: int) -> None:
     """Each level without and with the live view, alternating, `repeats` times each."""
-    service, base = client_service(url)
+    service, client = client_service(url)
     terminal = PseudoTerminal()
     print(
         f"{'clients':>8} {'live view':>9} {'req/s':>9} {'chunks/s':>10} {'errors':>7}"
@@ -179,7 +183,7 @@ def live_cost(url: str, seconds: float, tokens: int, repeats: int) -> None:
                 for k in range(2 * repeats):
                     with_live = bool(k % 2)
                     live = (paths, terminal.out) if with_live else None
-                    runs[with_live].append(measure_followed(base, clients, seconds, tokens, live))
+                    runs[with_live].append(measure_followed(client, clients, seconds, tokens, live))
                 for with_live, ms in runs.items():
                     m = {key: sum(x[key] for x in ms) / len(ms) for key in ms[0]}
                     print(

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from flask.testing import FlaskClient
 
 from conftest import ROOT, service_pids
 from llmsweep.procs import group_alive, pid_alive
@@ -181,3 +182,26 @@ def stop_launched_runs(workdir):
         if pid_alive(driver["pid"], driver.get("pid_start")):
             os.kill(driver["pid"], signal.SIGTERM)
             wait_until(lambda d=driver: not pid_alive(d["pid"]), 120, "the run to stop")
+
+
+# -- the client service in-process ------------------------------------------------------------
+TOKEN = "test-run-token"  # the run's token of client services made by client_app
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class _AuthClient(FlaskClient):
+    """A test client that sends the run's token, as the workflow does."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_AUTHORIZATION"] = AUTH["Authorization"]
+
+
+def client_app(config: dict):
+    """The client service's app with `config` and the token TOKEN; its test_client()
+    sends the token (app.test_client_class = FlaskClient sends none)."""
+    from llmsweep.client_service.app import create_app
+
+    app = create_app({**config, "TOKEN": TOKEN})
+    app.test_client_class = _AuthClient
+    return app

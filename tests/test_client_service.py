@@ -5,9 +5,8 @@ import json
 import jsonschema
 import pytest
 
-from helpers import follow
+from helpers import client_app, follow
 from llmsweep import config
-from llmsweep.client_service.app import create_app
 from llmsweep.loadgen import point_request, workers
 from llmsweep.loadgen.stub_server import StubServer
 from llmsweep.loadgen.sweep import point_settings, sweep_points
@@ -31,7 +30,7 @@ def stub():
 
 @pytest.fixture()
 def client(stub):
-    app = create_app({"UPSTREAM": stub.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
+    app = client_app({"UPSTREAM": stub.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
     return app.test_client()
 
 
@@ -42,7 +41,7 @@ def test_health_reports_the_upstream(client):
 
 
 def test_health_is_503_when_upstream_is_down():
-    app = create_app({"UPSTREAM": "http://127.0.0.1:9", "MODEL": "m", "ENGINE": "openai"})
+    app = client_app({"UPSTREAM": "http://127.0.0.1:9", "MODEL": "m", "ENGINE": "openai"})
     r = app.test_client().get("/health")
     assert r.status_code == 503
     assert r.get_json()["status"] == "upstream_down"
@@ -178,7 +177,7 @@ def test_benchmark_runs_every_request_and_allows_one_point_at_a_time(client, stu
 
 def test_a_point_against_a_failing_server_records_the_error_kind():
     with StubServer(fail_status=503) as failing:
-        app = create_app({"UPSTREAM": failing.url, "MODEL": "m", "ENGINE": "openai", "RUN": "t"})
+        app = client_app({"UPSTREAM": failing.url, "MODEL": "m", "ENGINE": "openai", "RUN": "t"})
         c = app.test_client()
         start = c.post("/benchmark", json=closed(clients=2, requests_per_client=2))
         records, view = follow(c, start.get_json()["id"])
@@ -188,7 +187,7 @@ def test_a_point_against_a_failing_server_records_the_error_kind():
 
 def test_cancel_stops_a_running_point(stub):
     with StubServer(gap_s=0.05) as slow:
-        app = create_app({"UPSTREAM": slow.url, "MODEL": "m", "ENGINE": "openai", "RUN": "t"})
+        app = client_app({"UPSTREAM": slow.url, "MODEL": "m", "ENGINE": "openai", "RUN": "t"})
         c = app.test_client()
         body = closed(clients=2, requests_per_client=1000, max_tokens=4)
         start = c.post("/benchmark", json=body)

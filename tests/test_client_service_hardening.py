@@ -17,10 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import follow
-from llmsweep import config, deployments
+from helpers import AUTH, TOKEN, client_app, follow
+from llmsweep import config, deployments, secret
 from llmsweep.client_service import points as points_module
-from llmsweep.client_service.app import create_app
 from llmsweep.client_service.points import Points
 from llmsweep.loadgen import patterns, point_request
 from llmsweep.loadgen.stub_server import StubServer
@@ -29,11 +28,12 @@ from llmsweep.services import definitions
 from llmsweep.util import free_port, http_json, http_ok, wait_until
 from strategies import json_values
 
+AUTH_LINE = f"Authorization: Bearer {TOKEN}\r\n".encode()  # raw requests carry the token
 REFUSED = "http://127.0.0.1:9"  # nothing listens: every request fails at once
 
 
 def service(upstream: str):
-    app = create_app({"UPSTREAM": upstream, "MODEL": "m", "ENGINE": "openai", "RUN": "t"})
+    app = client_app({"UPSTREAM": upstream, "MODEL": "m", "ENGINE": "openai", "RUN": "t"})
     return app, app.test_client()
 
 
@@ -437,14 +437,16 @@ def gunicorn_service(upstream: str, tmp_path):
     overrides = {"engine": "openai", "engines": {"openai": {"base_url": upstream}}}
     cfg = config.load(overrides={**overrides, "monitoring": {"enabled": False}})
     dep = deployments.expand(cfg)[0]
-    spec = definitions.client_service(cfg, RunPaths("t", tmp_path), dep, upstream)
+    paths = RunPaths("t", tmp_path)
+    secret.create_file(paths.secret, TOKEN)  # the run's token: helpers.AUTH sends it
+    spec = definitions.client_service(cfg, paths, dep, upstream)
     port = free_port("127.0.0.1")
     argv = [a.format(host="127.0.0.1", port=port) for a in spec["argv"]]
     env = {**spec["env"], "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: http_ok(base + "/health"), 60, "gunicorn")
+        wait_until(lambda: http_ok(base + "/health", headers=AUTH), 60, "gunicorn")
         yield base
     finally:
         proc.terminate()
@@ -454,11 +456,13 @@ def gunicorn_service(upstream: str, tmp_path):
 def test_served_by_gunicorn_with_metrics_that_promtool_accepts(tmp_path):
     """The real WSGI server, as the controller starts it."""
     with StubServer() as stub, gunicorn_service(stub.url, tmp_path) as base:
-        status, body = http_json(base + "/query", {"prompt": "x", "max_tokens": 3})
+        status, body = http_json(base + "/query", {"prompt": "x", "max_tokens": 3}, headers=AUTH)
         assert status == 200 and body["output_tokens"] == 3
-        status, body = http_json(base + "/query", {"prompt": 5})
+        status, body = http_json(base + "/query", {"prompt": 5}, headers=AUTH)
         assert status == 400 and "prompt" in body["error"]
-        with urllib.request.urlopen(base + "/metrics") as resp:
+        with urllib.request.urlopen(
+            urllib.request.Request(base + "/metrics", headers=AUTH)
+        ) as resp:
             exposition = resp.read()
     check = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -467,7 +471,9 @@ def test_served_by_gunicorn_with_metrics_that_promtool_accepts(tmp_path):
 
 def timed_health(base: str) -> float:
     t0 = time.monotonic()
-    with urllib.request.urlopen(base + "/health", timeout=10) as resp:
+    with urllib.request.urlopen(
+        urllib.request.Request(base + "/health", headers=AUTH), timeout=10
+    ) as resp:
         assert resp.status == 200
     return time.monotonic() - t0
 
@@ -477,14 +483,14 @@ def test_health_answers_within_a_second_beside_long_polls_and_half_sent_requests
     requests left it unanswered."""
     stop = threading.Event()
     with StubServer(gap_s=0.05) as stub, gunicorn_service(stub.url, tmp_path) as base:
-        status, started = http_json(base + "/benchmark", closed(1, 1000000))
+        status, started = http_json(base + "/benchmark", closed(1, 1000000), headers=AUTH)
         assert status == 202, started
         poll = f"{base}/benchmark/{started['id']}?offset=1000000000&wait=60"
 
         def long_poll():
             while not stop.is_set():  # those past LONG_POLLS come back at once: again
                 with contextlib.suppress(OSError):
-                    http_json(poll, timeout=70)
+                    http_json(poll, timeout=70, headers=AUTH)
 
         pollers = [threading.Thread(target=long_poll, daemon=True) for _ in range(20)]
         for t in pollers:
@@ -494,17 +500,25 @@ def test_health_answers_within_a_second_beside_long_polls_and_half_sent_requests
         for i in range(20):
             sock = socket.create_connection(("127.0.0.1", port))
             if i % 2:
-                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + AUTH_LINE)
             else:
-                head = b"POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                head = (
+                    b"POST /query HTTP/1.1\r\nHost: x\r\n"
+                    + AUTH_LINE
+                    + b"Content-Type: application/json\r\n"
+                )
                 sock.sendall(head + b"Content-Length: 1000\r\n\r\n{")
             half_sent.append(sock)
         time.sleep(2)  # every poller and half-sent request in place
         try:
             assert max(timed_health(base) for _ in range(5)) < 1.0
-            status, body = http_json(base + "/query", {"prompt": "x", "max_tokens": 2})
+            status, body = http_json(
+                base + "/query", {"prompt": "x", "max_tokens": 2}, headers=AUTH
+            )
             assert status == 200 and body["ok"]
-            status, body = http_json(f"{base}/benchmark/{started['id']}?wait=0", timeout=5)
+            status, body = http_json(
+                f"{base}/benchmark/{started['id']}?wait=0", timeout=5, headers=AUTH
+            )
             assert status == 200 and body["state"] == "running"
             for sock in half_sent:  # they finish now: each gets its answer
                 sock.sendall(b"\r\n" if half_sent.index(sock) % 2 else b"}" + b" " * 998)
@@ -515,7 +529,7 @@ def test_health_answers_within_a_second_beside_long_polls_and_half_sent_requests
             stop.set()
             for sock in half_sent:
                 sock.close()
-            http_json(f"{base}/benchmark/{started['id']}", method="DELETE")
+            http_json(f"{base}/benchmark/{started['id']}", method="DELETE", headers=AUTH)
 
 
 def test_gunicorn_refuses_a_body_over_the_limit_before_reading_it(tmp_path):
@@ -524,7 +538,9 @@ def test_gunicorn_refuses_a_body_over_the_limit_before_reading_it(tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             length = point_request.MAX_BODY_BYTES + 1
             sock.sendall(
-                b"POST /benchmark HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /benchmark HTTP/1.1\r\nHost: x\r\n"
+                + AUTH_LINE
+                + b"Content-Type: application/json\r\n"
                 + f"Content-Length: {length}\r\n\r\n{{".encode()
             )
             answer = b""
@@ -542,7 +558,9 @@ def test_gunicorn_answers_100_continue_before_the_body_arrives(tmp_path):
         body = json.dumps({"prompt": "x", "max_tokens": 2}).encode()
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(
-                b"POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /query HTTP/1.1\r\nHost: x\r\n"
+                + AUTH_LINE
+                + b"Content-Type: application/json\r\n"
                 + f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n".encode()
             )
             assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue")

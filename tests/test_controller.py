@@ -87,7 +87,7 @@ def health(monkeypatch):
             self.unhealthy: set[str] = set()
             self.calls: list[tuple[dict, str]] = []
 
-        def __call__(self, ready: dict, url: str) -> bool:
+        def __call__(self, ready: dict, url: str, headers: dict) -> bool:
             self.calls.append((ready, url))
             return url not in self.unhealthy
 

@@ -4,10 +4,12 @@ dashboard JSON Schema, parses back with the SDK; every query passes promtool and
 data from a real run's Prometheus; Grafana's config and command are checked as text, and a
 stand-in program (tests/fakes/bin/grafana) shows the service wrapper starts and stops it."""
 
+import base64
 import configparser
 import json
 import math
 import os
+import re
 import stat
 import subprocess
 import urllib.parse
@@ -20,6 +22,7 @@ import yaml
 from conftest import ROOT
 from helpers import snakemake, write_config
 from llmsweep import config as configuration
+from llmsweep import secret
 from llmsweep.monitoring import dashboards, grafana
 from llmsweep.monitoring.reopen import prometheus as reopened_prometheus
 from llmsweep.monitoring.reopen import run_window
@@ -136,6 +139,7 @@ def test_every_panel_query_returns_data_for_the_run(monitored_run):
     workdir, _ = monitored_run
     paths = RunPaths("t", workdir / "results")
     start, end = run_window(paths)
+    auth = secret.basic(secret.read(paths.secret))
     with reopened_prometheus(paths) as url:
         empty = []
         for board in BOARDS:
@@ -143,7 +147,9 @@ def test_every_panel_query_returns_data_for_the_run(monitored_run):
                 query = urllib.parse.urlencode(
                     {"query": substituted(expr, "t"), "start": start - 5, "end": end + 5, "step": 1}
                 )
-                status, body = http_json(f"{url}/api/v1/query_range?{query}", timeout=30)
+                status, body = http_json(
+                    f"{url}/api/v1/query_range?{query}", timeout=30, headers=auth
+                )
                 assert status == 200 and body["status"] == "success", (where, body)
                 values = [float(v) for s in body["data"]["result"] for _, v in s["values"]]
                 if not any(math.isfinite(v) for v in values):
@@ -155,14 +161,34 @@ def test_every_panel_query_returns_data_for_the_run(monitored_run):
 def test_the_run_s_prometheus_data_is_kept_and_can_be_reopened(monitored_run):
     workdir, _ = monitored_run
     paths = RunPaths("t", workdir / "results")
+    auth = secret.basic(secret.read(paths.secret))
     with reopened_prometheus(paths) as url:
+        assert http_json(f"{url}/api/v1/targets")[0] == 401  # the run's token, as in the run
         _, body = http_json(
             f"{url}/api/v1/query?query=count(llmsweep_point_requests)"
-            f"&time={run_window(paths)[1] + 5}"
+            f"&time={run_window(paths)[1] + 5}",
+            headers=auth,
         )
         assert body["data"]["result"][0]["value"][1] == "2"  # both points pushed
-        _, targets = http_json(f"{url}/api/v1/targets")
+        _, targets = http_json(f"{url}/api/v1/targets", headers=auth)
         assert targets["data"]["activeTargets"] == []  # reopened: it scrapes nothing
+
+
+def check_datasource_reaches(prometheus: str, gdir: Path) -> None:
+    """Grafana cannot run here: its datasource provisioning is read as Grafana reads it
+    ($__file{...} expanded, basic auth from basicAuthUser and basicAuthPassword) and the
+    run's Prometheus must answer a query asked that way, and refuse it without."""
+    ds = yaml.safe_load((gdir / "provisioning/datasources/llmsweep.yaml").read_text())
+    (source,) = ds["datasources"]
+    password = source["secureJsonData"]["basicAuthPassword"]
+    match = re.fullmatch(r"\$__file\{(.+)\}", password)
+    assert match, password
+    password = Path(match.group(1)).read_text().strip()
+    pair = base64.b64encode(f"{source['basicAuthUser']}:{password}".encode()).decode()
+    url = f"{prometheus}/api/v1/query?query=up"
+    assert http_json(url)[0] == 401
+    status, body = http_json(url, headers={"Authorization": f"Basic {pair}"})
+    assert status == 200 and body["status"] == "success"
 
 
 def _cfg(tmp_path: Path, **grafana_cfg) -> tuple[dict, RunPaths]:
@@ -189,12 +215,13 @@ def test_grafana_files_anonymous_off_and_a_per_run_password_with_mode_0600(tmp_p
     assert stat.S_IMODE(files["password"].stat().st_mode) == 0o600
     assert grafana.write_files(cfg, paths)["password"].read_text() == secret  # kept in a run
     _, other = _cfg(tmp_path / "other")
-    assert (
-        grafana.ensure_password(grafana.directory(other) / "admin-password").read_text() != secret
-    )
+    assert grafana.write_files(cfg, other)["password"].read_text() != secret
 
     ds = yaml.safe_load(files["datasource"].read_text())["datasources"][0]
     assert ds["type"] == "prometheus" and ds["url"] == "$LLMSWEEP_PROMETHEUS_URL"
+    # Prometheus asked with the run's token, which Grafana reads from its file.
+    assert ds["basicAuth"] is True and ds["basicAuthUser"] == "llmsweep"
+    assert ds["secureJsonData"] == {"basicAuthPassword": f"$__file{{{paths.secret.resolve()}}}"}
     assert ds["uid"] == grafana.DATASOURCE_UID and ds["editable"] is False
     prov = yaml.safe_load(files["dashboards"].read_text())["providers"][0]
     folder = Path(prov["options"]["path"])
@@ -265,6 +292,7 @@ def test_grafana_runs_beside_prometheus_and_stops_with_it(tmp_path, monkeypatch,
         assert seen["env"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
         assert seen["env"]["GF_SERVER_HTTP_PORT"] == str(access["port"])
         assert seen["env"]["LLMSWEEP_PROMETHEUS_URL"] == prom["url"]
+        check_datasource_reaches(prom["url"], grafana.directory(paths))
         secret = (grafana.directory(paths) / "admin-password").read_text()
         assert not any(secret in a for a in seen["argv"]) and secret not in json.dumps(seen["env"])
         assert http_json(f"{access['url']}/api/health")[0] == 200

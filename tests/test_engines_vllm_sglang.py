@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT, alive_pids
 from llmsweep import config as configuration
-from llmsweep import deployments
+from llmsweep import deployments, secret
 from llmsweep.engines import engine_module, settings_errors, sglang, vllm
 from llmsweep.loadgen import protocols, session, workload
 from llmsweep.loadgen.request import stream_request
@@ -349,12 +349,12 @@ def service_config(name: str) -> dict:
     return cfg
 
 
-def stream_one(name: str, url: str) -> dict:
+def stream_one(name: str, url: str, headers: dict | None = None) -> dict:
     """One streaming chat request from the project's load generator."""
     protocol = protocols.for_engine(name)
 
     async def go():
-        async with session.new_session(30, session.keep_alive_for(name)) as http:
+        async with session.new_session(30, session.keep_alive_for(name), headers) as http:
             body = protocol.body("chat", MODEL, "Say hello", 5, True)
             return await stream_request(http, url, protocol, "chat", body, keep_text=True)
 
@@ -369,11 +369,17 @@ def scraped(url: str) -> dict[str, float]:
 
 
 def check_serving(name: str, lease: dict, spec: dict) -> None:
-    """Ready, answering a streaming request, with its metrics served and registered."""
+    """Ready, answering a streaming request with the run's token and refusing one without
+    it, with its metrics served and registered."""
     module = engine_module(name)
     url = lease["url"]
-    assert module.ready(url, MODEL) and module.healthy(url)
-    rec = stream_one(name, url)
+    headers = secret.headers_of(lease)
+    assert headers["Authorization"].startswith("Bearer ")
+    assert module.ready(url, MODEL, headers) and module.healthy(url, headers)
+    refused = stream_one(name, url)
+    assert not refused["ok"] and refused["status"] == 401, refused
+    assert not module.ready(url, MODEL)
+    rec = stream_one(name, url, headers)
     assert rec["ok"], rec
     assert rec["text"] == "w0 w1 w2 w3 w4 "
     assert rec["output_tokens"] == 5 and rec["output_tokens_source"] == "usage"
@@ -387,7 +393,9 @@ def check_serving(name: str, lease: dict, spec: dict) -> None:
 
 
 def check_started_as_configured(name: str, lease: dict, seen: dict) -> None:
-    """The stand-in is the process the controller recorded, started with the settings."""
+    """The stand-in is the process the controller recorded, started with the settings and
+    the run's token."""
+    token = secret.read(lease["secret_file"])
     assert seen["pid"] == lease["pid"]  # the wrapper exec'd the server in its place
     args = seen["args"]
     assert args["host"] == "127.0.0.1" and lease["url"].endswith(f":{args['port']}")
@@ -396,16 +404,28 @@ def check_started_as_configured(name: str, lease: dict, seen: dict) -> None:
         assert args["max_num_seqs"] == 8 and args["enable_prefix_caching"] is False
         assert args["tensor_parallel_size"] == 1  # no GPU here: vLLM's default
         assert seen["env"]["VLLM_NO_USAGE_STATS"] == "1"
-        assert vllm.metadata(lease["url"], MODEL) == {
+        # The token reached vLLM in its environment, never on its command line.
+        assert seen["env"]["VLLM_API_KEY"] == token
+        assert token not in " ".join(seen["argv"])
+        assert vllm.metadata(lease["url"], MODEL, secret.headers_of(lease)) == {
             "engine_version": "0.0.0+stand-in",
             "max_model_len": 2048,
             "root": MODEL,
         }
     else:
-        assert seen["argv"][:3] == [sys.executable, "-m", "sglang.launch_server"]
+        # SGLang takes the key as --api-key only: given inside the process, so its command
+        # line (what ps shows) does not hold it, and the variable that carried it is gone.
+        assert seen["argv"][:4] == [
+            sys.executable,
+            "-c",
+            sglang.KEYED_LAUNCH,
+            "sglang.launch_server",
+        ]
+        assert args["api_key"] == token and token not in " ".join(seen["argv"])
+        assert sglang.KEY_ENV not in seen["env"]
         assert args["enable_metrics"] and args["disable_radix_cache"]
         assert args["max_running_requests"] == 8
-        assert sglang.metadata(lease["url"], MODEL) == {
+        assert sglang.metadata(lease["url"], MODEL, secret.headers_of(lease)) == {
             "engine_version": "0.0.0+stand-in",
             "max_model_len": 2048,
             "root": MODEL,

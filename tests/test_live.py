@@ -13,9 +13,9 @@ import time
 import pytest
 from werkzeug.serving import make_server
 
+from helpers import TOKEN, client_app
 from llmsweep import cli
 from llmsweep.benchmark import follow_point, start_point
-from llmsweep.client_service.app import create_app
 from llmsweep.live import figures, progress, text
 from llmsweep.live.figures import WINDOW_S, PointFigures, of_summary
 from llmsweep.live.terminal import Terminal
@@ -320,7 +320,7 @@ def test_the_watch_writes_live_json_every_few_seconds_and_its_end(tmp_path):
 
 def test_follow_point_feeds_the_watch_from_a_real_client_service(tmp_path):
     with StubServer(gap_s=0.02) as stub:
-        app = create_app({"UPSTREAM": stub.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
+        app = client_app({"UPSTREAM": stub.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_port}"
@@ -329,14 +329,17 @@ def test_follow_point_feeds_the_watch_from_a_real_client_service(tmp_path):
                 "sweep": {"clients": 2, "requests_per_client": 20},
                 "workload": {"prompt": "x", "max_tokens": 5},
             }
-            point_id = start_point(base, request)
+            secret_file = tmp_path / "secret"
+            secret_file.write_text(TOKEN)
+            client = {"url": base, "auth": "bearer", "secret_file": str(secret_file)}
+            point_id = start_point(client, request)
             paths = RunPaths("t", tmp_path)
             point = {"deployment": "m", "load": "c2", "pattern": "closed", "clients": 2}
             point["repeat"] = 0
             out = io.StringIO()
             watch = PointWatch(paths, point, {"sweep": {}, "warmup": {}}, Terminal(out, 0.5))
             watch.begin()
-            view = follow_point(base, point_id, paths.requests("m", "c2"), point, [], watch)
+            view = follow_point(client, point_id, paths.requests("m", "c2"), point, [], watch)
         finally:
             server.shutdown()
     assert view["state"] == "done" and view["in_flight"] == 0 and view["completed"] == 40
@@ -497,9 +500,9 @@ def test_the_log_says_while_a_point_s_server_is_silent(tmp_path, monkeypatch, ca
             },
         ]
     )
-    monkeypatch.setattr(benchmark, "http_json", lambda url, timeout: (200, next(views)))
+    monkeypatch.setattr(benchmark, "http_json", lambda url, timeout, headers: (200, next(views)))
     point = {"deployment": "d", "load": "c2"}
-    view = follow_point("http://unused", "p1", tmp_path / "requests.jsonl", point, [])
+    view = follow_point({"url": "http://unused"}, "p1", tmp_path / "requests.jsonl", point, [])
     assert view["state"] == "done"
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == f"d c2: 0/2 requests; WARNING: {warning}"

@@ -27,6 +27,7 @@ from helpers import (
     stop_launched_runs,
     write_config,
 )
+from llmsweep import secret
 from llmsweep.live import figures, text
 from llmsweep.live.terminal import PLAIN_EVERY_S
 from llmsweep.metrics import queries
@@ -267,9 +268,9 @@ def drawn_charts(page) -> tuple[dict, dict]:
     )
 
 
-def prometheus_series(url: str, query: str, rng: dict) -> list[dict]:
+def prometheus_series(url: str, query: str, rng: dict, headers: dict) -> list[dict]:
     params = urllib.parse.urlencode({"query": query, **rng})
-    status, body = http_json(f"{url}/api/v1/query_range?{params}", timeout=30)
+    status, body = http_json(f"{url}/api/v1/query_range?{params}", timeout=30, headers=headers)
     assert status == 200 and body["status"] == "success", body
     return body["data"]["result"]
 
@@ -281,7 +282,9 @@ def series_name(prefix: str, chart: str, labels: dict) -> str:
     return prefix
 
 
-def check_charts_against_prometheus(prometheus: str, run: str, rng: dict, drawn: dict) -> int:
+def check_charts_against_prometheus(
+    prometheus: str, run: str, rng: dict, drawn: dict, headers: dict
+) -> int:
     """Every drawn series is what Prometheus answers to the same query over the same range,
     but for its last steps (their samples may still have been arriving); returns the number
     of values compared."""
@@ -292,7 +295,10 @@ def check_charts_against_prometheus(prometheus: str, run: str, rng: dict, drawn:
         for s in series:
             prefix = next(n for n in wanted[chart] if s["name"].startswith(n))
             rows = prometheus_series(
-                prometheus, wanted[chart][prefix], {k: rng[k] for k in ("start", "end", "step")}
+                prometheus,
+                wanted[chart][prefix],
+                {k: rng[k] for k in ("start", "end", "step")},
+                headers,
             )
             named = {series_name(prefix, chart, r["metric"]): r for r in rows}
             assert s["name"] in named, (chart, s["name"], list(named))
@@ -365,7 +371,9 @@ def test_the_run_page_shows_live_figures_and_charts_that_agree_with_prometheus(w
         page.wait_for_function(ready, timeout=600_000, polling=1000)
         rng, drawn = drawn_charts(page)
         prometheus = read_json(paths.service_dir("prometheus") / "endpoint.json")["url"]
-        compared = check_charts_against_prometheus(prometheus, "liveweb", rng, drawn)
+        compared = check_charts_against_prometheus(
+            prometheus, "liveweb", rng, drawn, secret.basic(secret.read(paths.secret))
+        )
         assert compared >= 3
         assert {"output_tokens", "ttft", "in_flight", "errors"} <= set(drawn)
         # The simulated GPU is reported by the exporter: its charts are drawn.

@@ -10,9 +10,8 @@ import sys
 import psutil
 import pytest
 
-from helpers import follow
+from helpers import client_app, follow
 from llmsweep import config
-from llmsweep.client_service.app import create_app
 from llmsweep.loadgen import point_request, workload
 from llmsweep.loadgen.stats import summarize
 from llmsweep.loadgen.stub_server import STATE, StubServer
@@ -21,7 +20,7 @@ from llmsweep.util import wait_until
 
 
 def run_point(server, body):
-    app = create_app({"UPSTREAM": server.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
+    app = client_app({"UPSTREAM": server.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
     c = app.test_client()
     r = c.post("/benchmark", json=body)
     assert r.status_code == 202, r.get_json()
@@ -229,7 +228,7 @@ def test_long_synthetic_prompts_are_fewer_so_that_the_api_takes_them(monkeypatch
     MAX_PROMPTS_TEXT, so there are fewer distinct prompts, each within the API's length."""
     chars_per_token = 10
 
-    def tokenizer(url, model):
+    def tokenizer(url, model, headers=None):
         return (lambda text: list(range(len(text))), lambda t: "x" * (chars_per_token * len(t)))
 
     monkeypatch.setattr(workload, "_tokenizer", tokenizer)

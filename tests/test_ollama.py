@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from helpers import client_app
 from llmsweep import config, deployments
-from llmsweep.client_service.app import create_app
 from llmsweep.engines import ollama
 from llmsweep.loadgen import session
 from llmsweep.loadgen.protocols import Ollama
@@ -161,7 +161,7 @@ def test_ready_is_false_when_the_model_is_not_loaded():
 
 def test_client_service_runs_a_point_against_ollama():
     with Replay() as server:
-        app = create_app(
+        app = client_app(
             {"UPSTREAM": server.url, "MODEL": "llama3.2:1b", "ENGINE": "ollama", "RUN": "o"}
         )
         c = app.test_client()

@@ -95,11 +95,14 @@ def test_apptainer_command_lines_of_the_monitoring_services(bare_path, tmp_path)
     apptainer = fake_program(bare_path, "apptainer")
     cfg, paths = monitoring_config(tmp_path, "apptainer")
     mon = paths.monitoring.resolve()
+    token = paths.secret.resolve()
+    web = paths.web_config.resolve()
     bound = [str(apptainer), "exec", "--cleanenv", "--no-home", "--bind", f"{mon}:{mon}"]
 
     prom = definitions.prometheus(cfg, paths)
-    assert prom["argv"][:6] == bound
-    assert prom["argv"][6:8] == [str(tmp_path / "prometheus.sif"), "prometheus"]
+    assert prom["argv"][:8] == [*bound, "--bind", f"{token}:{token}"]  # its scrapes send it
+    assert prom["argv"][8:10] == [str(tmp_path / "prometheus.sif"), "prometheus"]
+    assert f"--web.config.file={web}" in prom["argv"]
     assert f"--config.file={mon / 'prometheus.yml'}" in prom["argv"]
     assert f"--storage.tsdb.path={mon / 'prometheus-data'}" in prom["argv"]
     assert "--web.listen-address={host}:{port}" in prom["argv"]
@@ -108,6 +111,7 @@ def test_apptainer_command_lines_of_the_monitoring_services(bare_path, tmp_path)
     gateway = definitions.pushgateway(cfg, paths)
     assert gateway["argv"][:8] == [*bound, str(tmp_path / "pushgateway.sif"), "pushgateway"]
     assert f"--persistence.file={mon / 'pushgateway.state'}" in gateway["argv"]
+    assert f"--web.config.file={web}" in gateway["argv"]
 
     (node,) = definitions.exporters(cfg, paths, "client_service.m", "client", gpu=False)
     assert node["argv"] == [
@@ -115,9 +119,12 @@ def test_apptainer_command_lines_of_the_monitoring_services(bare_path, tmp_path)
         "exec",
         "--cleanenv",
         "--no-home",
+        "--bind",
+        f"{web}:{web}",
         str(tmp_path / "node_exporter.sif"),
         "node_exporter",
         "--web.listen-address={host}:{port}",
+        f"--web.config.file={web}",
     ]
 
 

@@ -9,11 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from conftest import alive_pids
-from llmsweep import config
+from llmsweep import config, secret
 from llmsweep.paths import RunPaths
 from llmsweep.procs import pid_alive, start_time
 from llmsweep.services import definitions
@@ -35,7 +37,8 @@ def test_ensure_starts_then_reuses_and_stop_all_stops(env):
     cfg, paths, ctl = env
     first = ctl.ensure(definitions.pushgateway(cfg, paths))
     assert first["status"] == "started"
-    assert http_ok(first["url"] + "/-/ready")
+    auth = secret.headers_of(first)
+    assert http_ok(first["url"] + "/-/ready", headers=auth)
     again = ctl.ensure(definitions.pushgateway(cfg, paths))
     assert again["status"] == "reused"
     assert again["instance"] == first["instance"] and again["url"] == first["url"]
@@ -44,7 +47,7 @@ def test_ensure_starts_then_reuses_and_stop_all_stops(env):
     assert target[0]["labels"]["run"] == "svc"
     assert ctl.stop_all() == ["pushgateway"]
     assert not pid_alive(first["pid"])
-    assert not http_ok(first["url"] + "/-/ready")
+    assert not http_ok(first["url"] + "/-/ready", headers=auth)
     wait_until(lambda: not (paths.targets / "pushgateway.json").exists(), 10, "target removal")
 
 
@@ -71,11 +74,17 @@ def test_prometheus_scrapes_pushgateway_with_honor_labels(env):
             "error_kind": None,
         }
     ]
-    push_summary(gw["url"], {"run": "svc", "model": "m:1", "clients": 4}, summarize(records))
+    grouping = {"run": "svc", "model": "m:1", "clients": 4}
+    with pytest.raises(urllib.error.HTTPError) as refused:  # without the run's token
+        push_summary(gw["url"], grouping, summarize(records))
+    assert refused.value.code == 401
+    push_summary(gw["url"], grouping, summarize(records), secret.headers_of(gw))
 
     def pushed():
         q = "llmsweep_point_output_token_throughput_tps"
-        _, body = http_json(f"{prom['url']}/api/v1/query?query={q}")
+        _, body = http_json(
+            f"{prom['url']}/api/v1/query?query={q}", headers=secret.headers_of(prom)
+        )
         result = body["data"]["result"]
         return result and result[0]["metric"]
 
@@ -221,9 +230,11 @@ def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
     assert node["labels"]["role"] == "pushgateway" and node["labels"]["node"]
     assert node["targets"][0].startswith("127.0.0.1:")
 
+    auth = secret.headers_of(prom)
+
     def scraped(query):
         def check():
-            _, body = http_json(f"{prom['url']}/api/v1/query?query={query}")
+            _, body = http_json(f"{prom['url']}/api/v1/query?query={query}", headers=auth)
             return body["data"]["result"]
 
         return wait_until(check, 60, f"{query} in Prometheus", max_delay=1)
@@ -233,7 +244,7 @@ def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
     assert gpus[0]["value"][1] == "0"  # no GPU here, and it says so
 
     def targets(role):
-        _, body = http_json(f"{prom['url']}/api/v1/targets")
+        _, body = http_json(f"{prom['url']}/api/v1/targets", headers=auth)
         return [t for t in body["data"]["activeTargets"] if t["labels"].get("role") == role]
 
     assert {t["labels"].get("exporter") for t in targets("pushgateway")} >= {"node", "gpu"}
@@ -247,3 +258,82 @@ def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
         ["pgrep", "-f", f"node-exporter.*{node['targets'][0]}"], capture_output=True, text=True
     )
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.e2e
+def test_the_monitoring_services_are_the_runs_alone(env):
+    """Prometheus, the Pushgateway and the exporters answer only with the run's token (a
+    0600 file, never on a command line); Prometheus's own scrapes carry it (every target
+    up)."""
+    cfg, paths, ctl = env
+    cfg["monitoring"]["scrape_interval_s"] = 1
+    spec = definitions.pushgateway(cfg, paths)
+    spec["sidecars"] = definitions.exporters(cfg, paths, "pushgateway", "pushgateway", gpu=True)
+    gw = ctl.ensure(spec)
+    prom = ctl.ensure(definitions.prometheus(cfg, paths))
+    token = secret.read(paths.secret)
+    assert os.stat(paths.secret).st_mode & 0o777 == 0o600
+    assert os.stat(paths.web_config).st_mode & 0o777 == 0o600
+    assert token not in paths.web_config.read_text()  # a bcrypt hash only
+    exporters = [
+        json.loads(p.read_text())[0]["targets"][0] for p in paths.targets.glob("service-*-*.json")
+    ]
+    assert len(exporters) == 2  # node and GPU
+    urls = [gw["url"] + "/metrics", prom["url"] + "/-/ready"]
+    urls += [f"http://{address}/metrics" for address in exporters]
+    wrong = secret.basic("not-the-token")
+    for url in urls:
+        for headers in ({}, wrong, {"Authorization": f"Bearer {token}x"}):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10)
+            assert refused.value.code == 401, url
+        assert http_ok(url, headers=secret.basic(token)), url
+    for pid in (gw["pid"], prom["pid"]):  # what ps shows of each process
+        cmdline = open(f"/proc/{pid}/cmdline").read()
+        assert token not in cmdline and "--web.config.file=" in cmdline
+
+    def all_up():
+        _, body = http_json(f"{prom['url']}/api/v1/targets", headers=secret.headers_of(prom))
+        active = body["data"]["activeTargets"]
+        jobs = {t["labels"]["job"] for t in active}
+        healthy = all(t["health"] == "up" for t in active)
+        return healthy and {"pushgateway", "llmsweep"} <= jobs and len(active) >= 4 and active
+
+    active = wait_until(all_up, 60, "every target scraped with the token", max_delay=1)
+    assert {t["labels"].get("exporter") for t in active} >= {"node", "gpu"}
+
+
+@pytest.mark.e2e
+def test_the_llm_server_and_client_service_are_the_runs_alone(env):
+    """The real llama-server and the client service under gunicorn, started as a deployment
+    starts them: each refuses a request without the run's token (401) and serves one with
+    it; the token is on neither command line."""
+    from llmsweep import deployments
+    from llmsweep.engines import llama_cpp
+
+    cfg, paths, ctl = env
+    cfg["monitoring"]["enabled"] = False
+    cfg["engines"]["llama_cpp"].update(ctx_size=512, parallel=1)
+    (dep,) = deployments.expand(cfg)
+    llm = ctl.ensure(definitions.llm_server(cfg, paths, dep, cpus=2))
+    client = ctl.ensure(definitions.client_service(cfg, paths, dep, llm["url"]))
+    token = secret.read(paths.secret)
+    assert llm["auth"] == client["auth"] == "bearer"
+    body = {"model": dep["model"], "prompt": "Hello", "max_tokens": 2}
+    for headers in ({}, secret.bearer("not-the-token")):
+        assert http_json(llm["url"] + "/v1/completions", body, 60, headers=headers)[0] == 401
+        assert http_json(llm["url"] + "/metrics", headers=headers)[0] == 401
+        assert http_json(client["url"] + "/health", headers=headers)[0] == 401
+        status, reply = http_json(client["url"] + "/query", {"prompt": "x"}, headers=headers)
+        assert status == 401 and "token" in reply["error"]
+    status, reply = http_json(
+        llm["url"] + "/v1/completions", body, 60, headers=secret.bearer(token)
+    )
+    assert status == 200 and reply["choices"]
+    assert llama_cpp.metadata(llm["url"], dep["model"], secret.bearer(token))["slots"] == 1
+    status, reply = http_json(
+        client["url"] + "/query", {"prompt": "x", "max_tokens": 2}, 60, headers=secret.basic(token)
+    )
+    assert status == 200 and reply["ok"], reply  # and the client service's own token upstream
+    for lease in (llm, client):
+        assert token not in open(f"/proc/{lease['pid']}/cmdline").read()

@@ -3,8 +3,7 @@ the point short); a busy one, which streams to some requests while others queue,
 
 import time
 
-from helpers import follow
-from llmsweep.client_service.app import create_app
+from helpers import client_app, follow
 from llmsweep.loadgen.stalls import NOT_STALLED, Silence
 from llmsweep.loadgen.stats import summarize
 from llmsweep.loadgen.stub_server import StubServer
@@ -73,7 +72,7 @@ def test_a_request_cut_off_during_a_silence_is_stalled():
 
 
 def point(stub, body: dict) -> tuple:
-    app = create_app({"UPSTREAM": stub.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
+    app = client_app({"UPSTREAM": stub.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
     c = app.test_client()
     r = c.post("/benchmark", json=body)
     assert r.status_code == 202, r.get_json()

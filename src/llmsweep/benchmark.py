@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from llmsweep import secret
 from llmsweep.engines import engine_module
 from llmsweep.live.terminal import terminal
 from llmsweep.live.watch import PointWatch
@@ -89,14 +90,16 @@ def _run_point(
     """The point's steps: start it, follow it to the end, check it, describe it, publish."""
     client, llm = held["client_service"], held["llm_server"]
     seed = point_request.seed(settings["sweep"], point)
-    prompts = build_prompts(settings["workload"], llm["url"], point["model"], seed)
-    point_id = start_point(client["url"], point_request.build(point, settings, prompts))
+    prompts = build_prompts(
+        settings["workload"], llm["url"], point["model"], seed, secret.headers_of(llm)
+    )
+    point_id = start_point(client, point_request.build(point, settings, prompts))
     started_at = time.time()
     requests_path.parent.mkdir(parents=True, exist_ok=True)
     watch.begin()
-    view = follow_point(client["url"], point_id, requests_path, point, list(held.values()), watch)
+    view = follow_point(client, point_id, requests_path, point, list(held.values()), watch)
     summary = summarize(read_records(requests_path), settings["slo"])
-    check_server_survived(summary, client["url"], llm["url"], point, requests_path)
+    check_server_survived(summary, client, llm["url"], point, requests_path)
     summary["point"] = describe_point(point, settings, held, view, started_at)
     summary["client"] = view.get("client")
     if summary.get("stall_warning"):
@@ -111,7 +114,8 @@ def _run_point(
             "load": point["load"],
         }
         try:
-            push_summary(held["pushgateway"]["url"], grouping, summary)
+            gateway = held["pushgateway"]
+            push_summary(gateway["url"], grouping, summary, secret.headers_of(gateway))
         except OSError as exc:  # the figures are kept in summary.json all the same
             summary["monitoring_gap"] = f"the Pushgateway did not take this summary: {exc}"
             print(f"warning: {_name(point)}: {summary['monitoring_gap']}", file=sys.stderr)
@@ -124,15 +128,16 @@ def _name(point: dict) -> str:
     return f"{point['deployment']} {point['load']}"
 
 
-def start_point(base: str, request: dict) -> str:
-    """Hand the point to the client service (waiting while another point runs there);
-    return its id."""
-    status, body = http_json(base + "/health", timeout=30)
+def start_point(client: dict, request: dict) -> str:
+    """Hand the point to the client service (its lease: `client`), waiting while another
+    point runs there; return its id."""
+    base, headers = client["url"], secret.headers_of(client)
+    status, body = http_json(base + "/health", timeout=30, headers=headers)
     if status != 200:
         raise PointFailed(f"client service {base} is not healthy: {body}")
 
     def start():
-        status, body = http_json(base + "/benchmark", request, timeout=30)
+        status, body = http_json(base + "/benchmark", request, timeout=30, headers=headers)
         if status == 202:
             return body
         if status == 409:
@@ -143,7 +148,7 @@ def start_point(base: str, request: dict) -> str:
 
 
 def follow_point(
-    base: str,
+    client: dict,
     point_id: str,
     requests_path: Path,
     point: dict,
@@ -152,13 +157,14 @@ def follow_point(
 ) -> dict:
     """Append the point's records to `requests_path` as they complete (synced to disk) and
     renew the leases, until the point ends; hand every view to `watch` (the live view);
-    return the client service's last view."""
+    return the client service's last view. `client` is the client service's lease."""
+    base, headers = client["url"], secret.headers_of(client)
     offset = 0
     logged = (-1, 0.0)  # (requests done, when) of the log's last progress line
     with open(requests_path, "w") as out:
         while True:
             url = f"{base}/benchmark/{point_id}?offset={offset}&wait={POLL_WAIT_S}"
-            status, view = http_json(url, timeout=POLL_WAIT_S + 30)
+            status, view = http_json(url, timeout=POLL_WAIT_S + 30, headers=headers)
             if status != 200:
                 raise PointFailed(f"lost the point on the client service ({status}): {view}")
             for rec in view["records"]:
@@ -182,14 +188,14 @@ def follow_point(
 
 
 def check_server_survived(
-    summary: dict, client_url: str, llm_url: str, point: dict, requests_path: Path
+    summary: dict, client: dict, llm_url: str, point: dict, requests_path: Path
 ) -> None:
     """Failed requests are data while the server stays up; a server that stopped answering
     fails the point (its completed records are kept)."""
     failed = summary["failed"]
     if not failed:
         return
-    status, _ = http_json(client_url + "/health", timeout=30)
+    status, _ = http_json(client["url"] + "/health", timeout=30, headers=secret.headers_of(client))
     if status != 200:
         kinds = ", ".join(f"{k}: {v}" for k, v in summary["errors"].items())
         raise PointFailed(
@@ -202,12 +208,13 @@ def check_server_survived(
 def server_info(point: dict, llm: dict, monitored: bool) -> dict:
     """What the LLM server says of itself, and its GPUs from the exporter beside it."""
     try:
-        server = engine_module(point["engine"]).metadata(llm["url"], point["model"])
+        headers = secret.headers_of(llm)
+        server = engine_module(point["engine"]).metadata(llm["url"], point["model"], headers)
     except Exception as exc:  # noqa: BLE001 - metadata must never fail a finished point
         server = {"error": str(exc)}
     if llm.get("heartbeat") and monitored:  # a service llmsweep runs, with its GPU exporter
         targets = RunPaths.of_service_file(llm["heartbeat"]).targets
-        server["gpu"] = gpu_info(targets / f"service-gpu-{llm['key']}.json")
+        server["gpu"] = gpu_info(targets / f"service-gpu-{llm['key']}.json", headers)
     return server
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from llmsweep import gpus
+from llmsweep import gpus, secret
 from llmsweep.acquire import FAILURES, acquire, job_name
 from llmsweep.benchmark import run_point
 from llmsweep.engines import engine_module
@@ -263,7 +263,7 @@ class Deployment:
             self.save_session()
 
     def server_answers(self, llm: dict) -> bool:
-        return engine_module(self.dep["engine"]).healthy(llm["url"])
+        return engine_module(self.dep["engine"]).healthy(llm["url"], secret.headers_of(llm))
 
     def stop_services(self) -> None:
         """Stop the client service and the LLM server of this deployment (not the run's

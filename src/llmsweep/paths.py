@@ -41,6 +41,18 @@ class RunPaths:
         return self.services / key
 
     @property
+    def secret(self) -> Path:
+        """services/secret: the run's token (mode 0600) that every service of the run
+        requires (llmsweep.secret)."""
+        return self.services / "secret"
+
+    @property
+    def web_config(self) -> Path:
+        """monitoring/web-config.yml: the monitoring services' --web.config.file (basic
+        authentication with the run's token, as a bcrypt hash; mode 0600)."""
+        return self.monitoring / "web-config.yml"
+
+    @property
     def leases(self) -> Path:
         return self.services / "leases"
 

@@ -70,11 +70,16 @@ def wait_until(
 
 
 def http_json(
-    url: str, body: Any = None, timeout: float = 5.0, method: str | None = None
+    url: str,
+    body: Any = None,
+    timeout: float = 5.0,
+    method: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """One small JSON request (probes, control calls). Returns (status, parsed body)."""
+    """One small JSON request (probes, control calls), with `headers` (the run's secret,
+    llmsweep.secret). Returns (status, parsed body)."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
@@ -90,10 +95,11 @@ def http_json(
         return status, raw.decode(errors="replace")
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """True when `url` answers 2xx; False on any error."""
+def http_ok(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> bool:
+    """True when `url` answers 2xx (asked with `headers`); False on any error."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        req = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             resp.read()
             return 200 <= resp.status < 300
     except (OSError, ValueError):

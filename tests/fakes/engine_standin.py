@@ -61,6 +61,21 @@ def record(args: argparse.Namespace) -> None:
     os.replace(path + ".tmp", path)
 
 
+def require_key(app: web.Application, key: str | None, guarded) -> None:
+    """With `key`, answer 401 to a request to a path `guarded(path)` accepts that does not
+    carry `Authorization: Bearer <key>`, as the real servers do with an API key."""
+    if not key:
+        return
+
+    @web.middleware
+    async def check(request: web.Request, handler):
+        if guarded(request.path) and request.headers.get("Authorization") != f"Bearer {key}":
+            return web.json_response({"error": "Unauthorized"}, status=401)
+        return await handler(request)
+
+    app.middlewares.append(check)
+
+
 def metrics_text(metrics: list[tuple[str, str, float]], labels: dict[str, str]) -> str:
     """Prometheus text format: (name, type, value) each with `labels`."""
     label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())

@@ -9,6 +9,11 @@ GET  /benchmark/<id>         follow it: records from ?offset=, long-polled with 
 DELETE /benchmark/<id>       cancel it: it stops within a second
 GET  /metrics                Prometheus exposition
 
+Every request must carry the run's token (llmsweep.secret: `Authorization: Bearer`, or
+basic authentication as user llmsweep), /health and /metrics too; without it the answer
+is 401. The token comes from the file LLMSWEEP_SECRET_FILE names; the service refuses to
+start without one. It sends the same token to its LLM server as a bearer token.
+
 Every answer is JSON; every refusal a 4xx whose `error` names the key. Bodies are held to
 the point request's bounds (loadgen.point_request: config's, and MAX_BODY_BYTES). A few
 threads serve every request (gunicorn, client_service.worker), so the ones that may wait
@@ -29,6 +34,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from llmsweep import secret
 from llmsweep.client_service.points import Gone, Points
 from llmsweep.engines import engine_module
 from llmsweep.loadgen import patterns, point_request, session, workers
@@ -77,6 +83,11 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def upstream_headers() -> dict[str, str]:
+    """The run's token as the LLM server takes it."""
+    return secret.bearer(current_app.config["TOKEN"])
+
+
 def upstream() -> str:
     """The LLM server's URL: given at start (LLMSWEEP_UPSTREAM), or read from the endpoint
     file its service writes once ready (LLMSWEEP_UPSTREAM_FILE), so that this service can
@@ -102,7 +113,7 @@ def health():
         return jsonify(status="waiting_for_upstream", upstream=None, model=cfg["MODEL"]), 200
     if not url:  # the server's endpoint is gone: the server stopped
         return jsonify(status="upstream_down", upstream=None, model=cfg["MODEL"]), 503
-    upstream_ok = engine_module(cfg["ENGINE"]).healthy(url)
+    upstream_ok = engine_module(cfg["ENGINE"]).healthy(url, upstream_headers())
     status = 200 if upstream_ok else 503
     return jsonify(
         status="ok" if upstream_ok else "upstream_down",
@@ -134,7 +145,8 @@ def _query():
 
     async def one():
         keep_alive = session.keep_alive_for(cfg["ENGINE"])
-        async with session.new_session(params["request_timeout_s"], keep_alive) as http:
+        timeout_s = params["request_timeout_s"]
+        async with session.new_session(timeout_s, keep_alive, upstream_headers()) as http:
             return await stream_request(
                 http, upstream(), protocol, params["api"], body, keep_text=True
             )
@@ -159,7 +171,7 @@ def benchmark():
     url = upstream()
     if not url:
         return jsonify(error="the LLM server is not ready yet"), 503
-    server = Server(url, cfg["ENGINE"], cfg["MODEL"])
+    server = Server(url, cfg["ENGINE"], cfg["MODEL"], upstream_headers())
     labels = {"run": cfg["RUN"], "model": cfg["MODEL"], "engine": cfg["ENGINE"]}
     labels |= patterns.metric_labels(spec)
     point = points.start(spec, server, labels)
@@ -226,8 +238,14 @@ def _errors(app: Flask) -> None:
         return jsonify(error=f"internal error: {type(exc).__name__}"), 500
 
 
+def _token_from_environment() -> str:
+    path = os.environ.get("LLMSWEEP_SECRET_FILE", "")
+    return secret.read(path) if path else ""
+
+
 def create_app(config: dict | None = None) -> Flask:
-    """Build the app; without `config`, settings come from LLMSWEEP_* environment variables."""
+    """Build the app; without `config`, settings come from LLMSWEEP_* environment variables
+    (TOKEN: the run's token, from the file LLMSWEEP_SECRET_FILE names)."""
     app = Flask(__name__)
     app.config.update(
         UPSTREAM=os.environ.get("LLMSWEEP_UPSTREAM", ""),
@@ -239,6 +257,10 @@ def create_app(config: dict | None = None) -> Flask:
     )
     if config:
         app.config.update(config)
+    if not app.config.get("TOKEN"):
+        app.config["TOKEN"] = _token_from_environment()
+    if not app.config["TOKEN"]:
+        raise RuntimeError("the client service needs the run's token: set LLMSWEEP_SECRET_FILE")
     app.extensions["llmsweep_points"] = Points()
     app.extensions["llmsweep_long_polls"] = threading.BoundedSemaphore(LONG_POLLS)
     app.extensions["llmsweep_queries"] = threading.BoundedSemaphore(QUERIES)
@@ -246,7 +268,8 @@ def create_app(config: dict | None = None) -> Flask:
     _errors(app)
     session.raise_fd_limit()
     workers.prepare()
-    app.wsgi_app = DispatcherMiddleware(
-        app.wsgi_app, {"/metrics": prometheus_client.make_wsgi_app()}
+    app.wsgi_app = secret.guard(
+        DispatcherMiddleware(app.wsgi_app, {"/metrics": prometheus_client.make_wsgi_app()}),
+        app.config["TOKEN"],
     )
     return app

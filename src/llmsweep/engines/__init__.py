@@ -26,11 +26,13 @@ INTERFACE = (
     # not how it serves: deployment folder names leave them out, so moving a binary or an
     # image keeps a deployment's results.
     "PLACES",
-    "command",  # (settings, model, cpus, gpus) -> (argv, env); LAUNCHED engines only
+    # (settings, model, cpus, gpus, secret_file) -> (argv, env); LAUNCHED engines only. With
+    # secret_file the server requires the run's token (llmsweep.secret) where it can.
+    "command",
     "readiness",  # (settings, model, gpus) -> the ready probe's parameters
-    "healthy",  # (url) -> bool, cheap
-    "ready",  # (url, model) -> bool, the model answers
-    "metadata",  # (url, model) -> dict for the report
+    "healthy",  # (url, headers) -> bool, cheap; headers carry the run's token
+    "ready",  # (url, model, headers) -> bool, the model answers
+    "metadata",  # (url, model, headers) -> dict for the report
 )
 
 

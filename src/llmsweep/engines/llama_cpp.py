@@ -23,12 +23,12 @@ PLACES = ("binary", "model_files")
 healthy_path = "/health"
 
 
-def healthy(url: str) -> bool:
-    return http_ok(url + healthy_path)
+def healthy(url: str, headers: dict | None = None) -> bool:
+    return http_ok(url + healthy_path, headers=headers)
 
 
-def ready(url: str, model: str) -> bool:
-    return healthy(url) and openai.ready(url, model)
+def ready(url: str, model: str, headers: dict | None = None) -> bool:
+    return healthy(url, headers) and openai.ready(url, model, headers)
 
 
 def binary(configured: str | None) -> str:
@@ -68,9 +68,10 @@ def model_file(settings: dict, model: str) -> Path:
 
 
 def command(
-    settings: dict, model: str, cpus: int | None = None, gpus: int = 0
+    settings: dict, model: str, cpus: int | None = None, gpus: int = 0, secret_file: str = ""
 ) -> tuple[list[str], dict[str, str]]:
-    """The llama-server argument list; `{host}` and `{port}` are filled by the wrapper."""
+    """The llama-server argument list; `{host}` and `{port}` are filled by the wrapper. With
+    `secret_file` it requires the run's token (--api-key-file: off the command line)."""
     threads = settings["threads"] or cpus or os.cpu_count() or 1
     argv = [
         binary(settings["binary"]),
@@ -93,6 +94,8 @@ def command(
         "--metrics",
         "--no-webui",
     ]
+    if secret_file:
+        argv += ["--api-key-file", secret_file]
     template = settings["chat_template"] or ("gemma" if model == DEMO_MODEL else None)
     if template:
         # --no-jinja makes the value select a built-in template, not literal template text.
@@ -139,9 +142,9 @@ def devices(server: str) -> list[str]:
     return found
 
 
-def metadata(url: str, model: str) -> dict:
+def metadata(url: str, model: str, headers: dict | None = None) -> dict:
     """What the server says of itself, for the run's metadata."""
-    status, props = http_json(url + "/props")
+    status, props = http_json(url + "/props", headers=headers)
     if status != 200 or not isinstance(props, dict):
         return {}
     return {

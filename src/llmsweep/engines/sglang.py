@@ -8,6 +8,7 @@ tested against a stand-in server (tests/fakes/sglang) and its command lines as t
 from __future__ import annotations
 
 from llmsweep.engines import flag_args, in_image, model_path, openai
+from llmsweep.secret import ENV_PLACEHOLDER
 from llmsweep.util import http_json, http_ok
 
 LAUNCHED = True
@@ -32,18 +33,18 @@ FLAGS = {
 HEALTH_TIMEOUT_S = 30
 
 
-def healthy(url: str) -> bool:
+def healthy(url: str, headers: dict | None = None) -> bool:
     """GET /v1/models: cheap, unlike /health, which generates a token."""
-    return openai.healthy(url)
+    return openai.healthy(url, headers)
 
 
-def ready(url: str, model: str) -> bool:
+def ready(url: str, model: str, headers: dict | None = None) -> bool:
     """Ready when /health answers (the server warmed up and generates), /v1/models lists
     the model and one tiny completion works."""
     return (
-        http_ok(url + "/health", timeout=HEALTH_TIMEOUT_S)
-        and openai.model_entry(url, model) is not None
-        and openai.completes(url, model)
+        http_ok(url + "/health", timeout=HEALTH_TIMEOUT_S, headers=headers)
+        and openai.model_entry(url, model, headers) is not None
+        and openai.completes(url, model, headers)
     )
 
 
@@ -52,10 +53,24 @@ def tensor_parallel(gpus: int) -> list[str]:
     return ["--tp-size", str(gpus)] if gpus >= 1 else []
 
 
-def launcher(settings: dict, model: str) -> list[str]:
+# SGLang takes its API key only as --api-key. With a key, the interpreter runs this
+# instead of `-m sglang.launch_server`: it adds the flag from KEY_ENV inside the process,
+# so the token is in no command line (/proc/<pid>/cmdline keeps the one it started with).
+KEY_ENV = "LLMSWEEP_API_KEY"
+KEYED_LAUNCH = (
+    "import os, runpy, sys; "
+    f"key = os.environ.pop({KEY_ENV!r}); "
+    "sys.argv = [sys.argv[1], *sys.argv[2:], '--api-key', key]; "
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
+def launcher(settings: dict, model: str, keyed: bool = False) -> list[str]:
     """`python -m sglang.launch_server`: the configured interpreter, or python3 inside
-    engines.sglang.image."""
-    module = ["-m", "sglang.launch_server"]
+    engines.sglang.image; `keyed`, through KEYED_LAUNCH."""
+    module = (
+        ["-c", KEYED_LAUNCH, "sglang.launch_server"] if keyed else ["-m", "sglang.launch_server"]
+    )
     if not settings["image"]:
         return [settings["python"], *module]
     local = model_path(settings, model)
@@ -64,13 +79,13 @@ def launcher(settings: dict, model: str) -> list[str]:
 
 
 def command(
-    settings: dict, model: str, cpus: int | None = None, gpus: int = 0
+    settings: dict, model: str, cpus: int | None = None, gpus: int = 0, secret_file: str = ""
 ) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) of SGLang's server; `{host}` and `{port}` are filled by the
     wrapper. The API names the model `model` (--served-model-name) wherever its weights
     are; --enable-metrics turns on its Prometheus endpoint."""
     argv = [
-        *launcher(settings, model),
+        *launcher(settings, model, keyed=bool(secret_file)),
         "--model-path",
         model_path(settings, model),
         "--served-model-name",
@@ -85,28 +100,28 @@ def command(
         *(["--disable-radix-cache"] if settings["disable_radix_cache"] else []),
         *settings["extra_args"],
     ]
-    return argv, {}
+    return argv, ({KEY_ENV: ENV_PLACEHOLDER} if secret_file else {})
 
 
 def readiness(settings: dict, model: str, gpus: int) -> dict:
     return {}
 
 
-def server_info(url: str) -> dict:
+def server_info(url: str, headers: dict | None = None) -> dict:
     """SGLang's server arguments, scheduler figures and version: /server_info, or
     /get_server_info in releases before the rename."""
     for path in ("/server_info", "/get_server_info"):
-        status, body = http_json(url + path)
+        status, body = http_json(url + path, headers=headers)
         if status == 200 and isinstance(body, dict):
             return body
     return {}
 
 
-def metadata(url: str, model: str) -> dict:
+def metadata(url: str, model: str, headers: dict | None = None) -> dict:
     """SGLang's version, tensor parallel size and KV cache size in tokens, and the context
     length and weights' root /v1/models gives."""
-    entry = openai.model_entry(url, model) or {}
-    info = server_info(url)
+    entry = openai.model_entry(url, model, headers) or {}
+    info = server_info(url, headers)
     return {
         "engine_version": info.get("version"),
         "max_model_len": entry.get("max_model_len"),

@@ -8,6 +8,7 @@ tested against a stand-in server (tests/fakes/bin/vllm) and its command lines as
 from __future__ import annotations
 
 from llmsweep.engines import flag_args, in_image, model_path, openai
+from llmsweep.secret import ENV_PLACEHOLDER
 from llmsweep.util import http_json, http_ok
 
 LAUNCHED = True
@@ -28,16 +29,18 @@ FLAGS = {
 }
 
 
-def healthy(url: str) -> bool:
+def healthy(url: str, headers: dict | None = None) -> bool:
     """GET /health: 200 while the engine runs."""
-    return http_ok(url + "/health")
+    return http_ok(url + "/health", headers=headers)
 
 
-def ready(url: str, model: str) -> bool:
+def ready(url: str, model: str, headers: dict | None = None) -> bool:
     """Ready when /health answers, /v1/models lists the model and one tiny completion
     works."""
     return (
-        healthy(url) and openai.model_entry(url, model) is not None and openai.completes(url, model)
+        healthy(url, headers)
+        and openai.model_entry(url, model, headers) is not None
+        and openai.completes(url, model, headers)
     )
 
 
@@ -64,10 +67,12 @@ def launcher(settings: dict, model: str) -> list[str]:
 
 
 def command(
-    settings: dict, model: str, cpus: int | None = None, gpus: int = 0
+    settings: dict, model: str, cpus: int | None = None, gpus: int = 0, secret_file: str = ""
 ) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) of `vllm serve`; `{host}` and `{port}` are filled by the wrapper.
-    The API names the model `model` (--served-model-name) wherever its weights are."""
+    The API names the model `model` (--served-model-name) wherever its weights are. With
+    `secret_file`, VLLM_API_KEY (filled with the run's token by the wrapper, off the command
+    line) makes it require the token on /v1."""
     argv = [
         *launcher(settings, model),
         model_path(settings, model),
@@ -82,23 +87,26 @@ def command(
         *prefix_caching(settings),
         *settings["extra_args"],
     ]
-    return argv, {"VLLM_NO_USAGE_STATS": "1"}  # no usage report from cluster nodes
+    env = {"VLLM_NO_USAGE_STATS": "1"}  # no usage report from cluster nodes
+    if secret_file:
+        env["VLLM_API_KEY"] = ENV_PLACEHOLDER
+    return argv, env
 
 
 def readiness(settings: dict, model: str, gpus: int) -> dict:
     return {}
 
 
-def version(url: str) -> str | None:
-    status, body = http_json(url + "/version")
+def version(url: str, headers: dict | None = None) -> str | None:
+    status, body = http_json(url + "/version", headers=headers)
     return body.get("version") if status == 200 and isinstance(body, dict) else None
 
 
-def metadata(url: str, model: str) -> dict:
+def metadata(url: str, model: str, headers: dict | None = None) -> dict:
     """vLLM's version, and the context length and weights' root /v1/models gives."""
-    entry = openai.model_entry(url, model) or {}
+    entry = openai.model_entry(url, model, headers) or {}
     return {
-        "engine_version": version(url),
+        "engine_version": version(url, headers),
         "max_model_len": entry.get("max_model_len"),
         "root": entry.get("root"),
     }

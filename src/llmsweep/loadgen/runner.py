@@ -25,11 +25,13 @@ SATURATED_LAG_P99_S = 0.02
 
 
 class Server(NamedTuple):
-    """The LLM server a point runs against."""
+    """The LLM server a point runs against, and the headers that present the run's token
+    to it."""
 
     url: str
     engine: str
     model: str
+    headers: dict | None = None
 
 
 # How often the point looks at its cancel flag (DELETE stops a point within this), and at
@@ -72,7 +74,8 @@ async def run(
     silence = Silence(request["client"]["stall_s"])
     stop = Stop()
     keep_alive = keep_alive_for(server.engine)
-    async with new_session(request["workload"]["request_timeout_s"], keep_alive) as http:
+    timeout_s = request["workload"]["request_timeout_s"]
+    async with new_session(timeout_s, keep_alive, server.headers) as http:
         send = _sender(http, server, request["workload"], on_record, in_flight, silence, stop)
         load = asyncio.create_task(_phases(send, request))
         await _supervise(load, request, cancel, silence, stop, on_silence)

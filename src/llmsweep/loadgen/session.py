@@ -17,13 +17,16 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def new_session(request_timeout_s: float, keep_alive: bool = True) -> aiohttp.ClientSession:
-    """One HTTP session per point. Keep-alive saves a TCP handshake per request; servers
-    that close the connection after every streamed response (llama.cpp) get none, since a
-    pooled connection would be dead by the next request."""
+def new_session(
+    request_timeout_s: float, keep_alive: bool = True, headers: dict | None = None
+) -> aiohttp.ClientSession:
+    """One HTTP session per point, sending `headers` (the run's token) with every request.
+    Keep-alive saves a TCP handshake per request; servers that close the connection after
+    every streamed response (llama.cpp) get none, since a pooled connection would be dead
+    by the next request."""
     connector = aiohttp.TCPConnector(limit=0, force_close=not keep_alive)
     timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=30)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers)
 
 
 def keep_alive_for(engine: str) -> bool:

@@ -72,12 +72,14 @@ def read_prompt_file(path: str | Path) -> list[dict]:
     return prompts
 
 
-def _tokenizer(url: str, model: str):
+def _tokenizer(url: str, model: str, headers: dict | None = None):
     """(tokenize, detokenize) through the server: llama.cpp's and vLLM's endpoints."""
 
     def tokenize(text: str) -> list[int]:
         status, body = http_json(
-            url + "/tokenize", {"content": text, "model": model, "prompt": text}
+            url + "/tokenize",
+            {"content": text, "model": model, "prompt": text},
+            headers=headers,
         )
         if status != 200 or not isinstance(body, dict) or "tokens" not in body:
             raise WorkloadError(
@@ -87,7 +89,9 @@ def _tokenizer(url: str, model: str):
         return body["tokens"]
 
     def detokenize(tokens: list[int]) -> str:
-        status, body = http_json(url + "/detokenize", {"tokens": tokens, "model": model})
+        status, body = http_json(
+            url + "/detokenize", {"tokens": tokens, "model": model}, headers=headers
+        )
         if status != 200 or not isinstance(body, dict):
             raise WorkloadError(f"{url}/detokenize answered {status}")
         # llama.cpp says content, vLLM prompt, SGLang text.
@@ -96,13 +100,16 @@ def _tokenizer(url: str, model: str):
     return tokenize, detokenize
 
 
-def build_prompts(workload: dict, llm_url: str, model: str, seed: int) -> list[dict]:
-    """The point's prompts, each with its max_tokens."""
+def build_prompts(
+    workload: dict, llm_url: str, model: str, seed: int, headers: dict | None = None
+) -> list[dict]:
+    """The point's prompts, each with its max_tokens (the server's tokenizer asked with
+    `headers`, the run's token)."""
     rng = random.Random(seed)
     if workload["prompt_file"]:
         prompts = read_prompt_file(workload["prompt_file"])
     elif workload["input_tokens"]:
-        tokenize, detokenize = _tokenizer(llm_url, model)
+        tokenize, detokenize = _tokenizer(llm_url, model, headers)
         base = tokenize(BASE_TEXT * 4)
         prompts, text = [], 0
         for _ in range(DISTINCT_PROMPTS):

@@ -7,7 +7,10 @@ asks for. Without a GPU or driver it still runs,
 reports llmsweep_gpus 0 and llmsweep_gpu_exporter_error 1 with the reason, and never
 crashes; NVML is read at scrape time, each GPU call guarded.
 
-Usage: python -m llmsweep.metrics.gpu_exporter --host ADDR --port PORT
+It answers only requests with the run's token (llmsweep.secret), read from the file
+--secret-file names.
+
+Usage: python -m llmsweep.metrics.gpu_exporter --host ADDR --port PORT --secret-file FILE
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ import signal
 import socket
 import sys
 import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from llmsweep import secret
 
 try:
     import pynvml
@@ -116,13 +123,25 @@ class GpuCollector(Collector):
         yield from families.values()
 
 
+class _Threads(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # Prometheus scrapes it every few seconds
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", required=True, help="address to bind (never all by default)")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--secret-file", required=True, help="the run's token (mode 0600)")
     args = parser.parse_args(argv)
     REGISTRY.register(GpuCollector())
-    server, thread = start_http_server(args.port, addr=args.host)
+    app = secret.guard(make_wsgi_app(), secret.read(args.secret_file))
+    server = make_server(args.host, args.port, app, _Threads, _Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

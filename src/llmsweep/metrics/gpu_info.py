@@ -9,12 +9,14 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def gpu_info(target_file: str | Path) -> dict:
-    """{"gpus": n, "models": [...], "error": reason or None}; {} when there is no exporter."""
+def gpu_info(target_file: str | Path, headers: dict | None = None) -> dict:
+    """{"gpus": n, "models": [...], "error": reason or None}, asked with `headers` (the
+    run's token); {} when there is no exporter."""
     try:
         target = json.loads(Path(target_file).read_text())[0]
         address = target["targets"][0]
-        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as resp:
+        req = urllib.request.Request(f"http://{address}/metrics", headers=headers or {})
+        with urllib.request.urlopen(req, timeout=10) as resp:
             text = resp.read().decode()
     except (OSError, ValueError, LookupError):
         return {}

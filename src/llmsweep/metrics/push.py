@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+from prometheus_client.exposition import default_handler
 
 JOB = "llmsweep_point"
 
 
-def push_summary(gateway_url: str, grouping: dict, summary: dict) -> None:
-    """PUT one point's figures under its grouping key (run, model, clients or rate, repeat)."""
+def with_headers(extra: dict[str, str]):
+    """A push handler that adds `extra` (the run's token) to the request's headers."""
+
+    def handler(url, method, timeout, headers, data):
+        return default_handler(url, method, timeout, [*headers, *extra.items()], data)
+
+    return handler
+
+
+def push_summary(
+    gateway_url: str, grouping: dict, summary: dict, headers: dict | None = None
+) -> None:
+    """PUT one point's figures under its grouping key (run, model, clients or rate, repeat),
+    sending `headers` (the run's token)."""
     registry = CollectorRegistry()
 
     def gauge(name: str, doc: str, value) -> None:
@@ -51,4 +64,5 @@ def push_summary(gateway_url: str, grouping: dict, summary: dict) -> None:
         grouping_key={k: str(v) for k, v in grouping.items()},
         registry=registry,
         timeout=10,
+        handler=with_headers(headers or {}),
     )

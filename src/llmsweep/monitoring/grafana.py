@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
-import secrets
 import shutil
 import socket
 from importlib import resources
@@ -25,7 +23,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from llmsweep import programs
+from llmsweep import programs, secret
 from llmsweep.paths import RunPaths
 from llmsweep.util import write_atomic
 
@@ -42,19 +40,6 @@ def committed_dashboards() -> list[Path]:
     """The dashboard JSON files shipped with llmsweep."""
     folder = resources.files("llmsweep.monitoring") / "dashboards"
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-def ensure_password(path: Path) -> Path:
-    """Create the admin password file once per run (0600); keep it on re-runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        os.chmod(path, 0o600)
-        return path
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(24))
-    return path
 
 
 def ini_text(gdir: Path) -> str:
@@ -96,7 +81,9 @@ mode = console
 """
 
 
-def datasource_provisioning(scrape_interval_s: int) -> dict:
+def datasource_provisioning(scrape_interval_s: int, secret_file: Path) -> dict:
+    """The run's Prometheus, asked with the run's token as basic authentication: Grafana
+    reads it from its file ($__file), so the provisioning file holds no secret."""
     return {
         "apiVersion": 1,
         "datasources": [
@@ -108,7 +95,10 @@ def datasource_provisioning(scrape_interval_s: int) -> dict:
                 "url": "$LLMSWEEP_PROMETHEUS_URL",  # expanded by Grafana from its environment
                 "isDefault": True,
                 "editable": False,
+                "basicAuth": True,
+                "basicAuthUser": secret.USER,
                 "jsonData": {"timeInterval": f"{scrape_interval_s}s", "httpMethod": "POST"},
+                "secureJsonData": {"basicAuthPassword": f"$__file{{{secret_file}}}"},
             }
         ],
     }
@@ -138,14 +128,15 @@ def write_files(cfg: dict, paths: RunPaths) -> dict[str, Path]:
         "ini": gdir / "grafana.ini",
         "datasource": gdir / "provisioning" / "datasources" / "llmsweep.yaml",
         "dashboards": gdir / "provisioning" / "dashboards" / "llmsweep.yaml",
-        "password": ensure_password(gdir / "admin-password"),
+        "password": secret.create_file(gdir / "admin-password"),
     }
     for sub in ("datasources", "dashboards", "plugins", "alerting"):
         (gdir / "provisioning" / sub).mkdir(parents=True, exist_ok=True)
     write_atomic(files["ini"], ini_text(gdir))
     interval = cfg["monitoring"]["scrape_interval_s"]
     write_atomic(
-        files["datasource"], yaml.safe_dump(datasource_provisioning(interval), sort_keys=False)
+        files["datasource"],
+        yaml.safe_dump(datasource_provisioning(interval, paths.secret.resolve()), sort_keys=False),
     )
     write_atomic(files["dashboards"], yaml.safe_dump(dashboard_provisioning(gdir), sort_keys=False))
     (gdir / "dashboards").mkdir(exist_ok=True)
@@ -176,7 +167,8 @@ def command(cfg: dict, paths: RunPaths) -> tuple[list[str], dict[str, str]]:
     }
     if gcfg["runtime"] == "apptainer":
         args = ["server", "--homepath", gcfg["homepath"] or IMAGE_HOME, "--config", ini]
-        return programs.command("grafana", gcfg, args, binds=(gdir,), env=env)
+        binds = (gdir, paths.secret.resolve())
+        return programs.command("grafana", gcfg, args, binds=binds, env=env)
     program = programs.find("grafana", gcfg)
     sub = [] if Path(program).name == "grafana-server" else ["server"]  # Grafana < 10 vs >= 10
     return [program, *sub, "--homepath", _homepath(gcfg, program), "--config", ini], env
@@ -249,4 +241,5 @@ def access_text(cfg: dict, paths: RunPaths, prometheus_url: str, remote: bool) -
             f"{committed_dashboards()[0].parent}"
         )
     reach("Prometheus", prometheus_url, 9090)
+    lines.append(f"  user {secret.USER}, password in {paths.secret.resolve()} (0600)")
     return "\n".join(lines) + "\n"

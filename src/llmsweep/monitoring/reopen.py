@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from llmsweep import config, programs
+from llmsweep import config, programs, secret
 from llmsweep.paths import RunPaths
 from llmsweep.util import free_port, http_json, read_json, wait_until, write_atomic
 
@@ -67,15 +67,18 @@ def prometheus(paths: RunPaths, host: str = "127.0.0.1", port: int = 0) -> Itera
     write_atomic(conf, yaml.safe_dump({"global": {"scrape_interval": "1m"}}))
     port = port or free_port(host)
     log = open(paths.monitoring / "reopen-prometheus.log", "ab")  # noqa: SIM115
+    web_config = secret.ensure_web_config(paths.web_config, secret.ensure(paths.secret))
     args = [
         f"--config.file={conf.resolve()}",
         f"--storage.tsdb.path={data}",
         "--storage.tsdb.retention.time=100y",
         f"--web.listen-address={host}:{port}",
+        f"--web.config.file={web_config.resolve()}",  # the run's token, as during the run
     ]
     argv, env = programs.command(
         "prometheus", prometheus_program(paths), args, binds=(paths.monitoring.resolve(),)
     )
+    headers = secret.basic(secret.read(paths.secret))
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -91,7 +94,7 @@ def prometheus(paths: RunPaths, host: str = "127.0.0.1", port: int = 0) -> Itera
             if proc.poll() is not None:
                 raise ReopenError(f"prometheus exited; see {log.name}")
             try:
-                return http_json(f"{url}/-/ready", timeout=2)[0] == 200
+                return http_json(f"{url}/-/ready", timeout=2, headers=headers)[0] == 200
             except OSError:
                 return False
 
@@ -107,6 +110,7 @@ def serve(paths: RunPaths, host: str, port: int, out=print) -> None:
     window = run_window(paths)
     with prometheus(paths, host, port) as url:
         out(f"Prometheus on the data of run {paths.run}: {url}")
+        out(f"  user {secret.USER}, password in {paths.secret.resolve()} (0600)")
         if window:
             a, b = (int(t * 1000) for t in window)
             out(

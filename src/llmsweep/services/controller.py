@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+from llmsweep import secret
 from llmsweep.paths import RunPaths
 from llmsweep.procs import DRIVER_ENV, HEARTBEAT_ENV, pid_alive, start_time
 from llmsweep.services.local import LocalBackend
@@ -145,7 +146,7 @@ class Controller:
         ep = self.endpoint(key)
         same = inst.get("spec_hash") == spec_hash(spec)
         if same and ep and ep.get("instance") == inst["instance"]:
-            if check_health(spec["ready"], ep["url"]):
+            if check_health(spec["ready"], ep["url"], secret.headers_of(spec)):
                 self._history(key, inst["instance"], "reused")
                 self._claim(key)
                 self.renew(key)
@@ -182,6 +183,8 @@ class Controller:
             "role": spec["role"],
             "instance": instance_id,
             "spec_hash": spec_hash(spec),
+            "auth": spec.get("auth"),
+            "secret_file": spec.get("secret_file"),
             "started_at": time.time(),
             "log": str(log),
         }
@@ -211,7 +214,7 @@ class Controller:
         except BaseException:
             self.backend.stop(inst)  # interrupted or failed: leave no queued or running job
             raise
-        if not check_health(spec["ready"], ep["url"]):
+        if not check_health(spec["ready"], ep["url"], secret.headers_of(spec)):
             self.backend.stop(inst)
             raise ServiceError(f"service {key} wrote {ep['url']} but does not answer there")
         return ep
@@ -253,6 +256,8 @@ class Controller:
             "pid": inst.get("pid"),
             "job_id": inst.get("job_id"),
             "heartbeat": str(self._dir(inst["key"]) / "heartbeat"),
+            "auth": inst.get("auth"),  # how it takes the run's token (secret.headers_of)
+            "secret_file": inst.get("secret_file"),
             "status": how,
             "acquired_at": time.time(),
         }

@@ -1,4 +1,6 @@
-"""What each service is: its command, readiness probe, port and file_sd registration."""
+"""What each service is: its command, readiness probe, port and file_sd registration, and
+how it takes the run's secret (llmsweep.secret): every spec names the secret file and how
+its clients present the token ("auth": basic or bearer)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,21 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from llmsweep import programs
+from llmsweep import programs, secret
 from llmsweep.engines import engine_module
 from llmsweep.monitoring import grafana
 from llmsweep.paths import RunPaths
 from llmsweep.util import write_atomic, write_json_atomic
 
+# The Prometheus scrape jobs by how a target takes the run's token: file_sd files named
+# <prefix>-*.json. LLM servers take it as a bearer token; the other services of the run as
+# basic authentication (or either); a server llmsweep does not run is sent neither.
+TARGET_AUTH = {"service": "basic", "server": "bearer", "external": None}
 
-def _base(cfg: dict, key: str, role: str, port_key: str) -> dict:
+
+def _base(cfg: dict, key: str, role: str, port_key: str, paths: RunPaths) -> dict:
     svc = cfg["services"]
+    secret.ensure(paths.secret)
     return {
         "key": key,
         "role": role,
@@ -30,7 +38,14 @@ def _base(cfg: dict, key: str, role: str, port_key: str) -> dict:
         "idle_timeout_s": svc["idle_timeout_s"],
         "owner_timeout_s": svc["owner_timeout_s"],
         "targets": [],
+        "secret_file": str(paths.secret.resolve()),
+        "auth": "basic",
     }
+
+
+def web_config(paths: RunPaths) -> Path:
+    """The monitoring programs' --web.config.file for the run's token."""
+    return secret.ensure_web_config(paths.web_config, secret.ensure(paths.secret)).resolve()
 
 
 def _target(paths: RunPaths, name: str, labels: dict, path: str = "/metrics") -> dict:
@@ -45,8 +60,12 @@ def exporters(cfg: dict, paths: RunPaths, key: str, role: str, gpu: bool) -> lis
     labels = {"run": cfg["run"], "role": role, "service": key}
     out = []
     if mon["node_exporter"]["enabled"]:
+        config = web_config(paths)
         argv, env = programs.command(
-            "node_exporter", mon["node_exporter"], ["--web.listen-address={host}:{port}"]
+            "node_exporter",
+            mon["node_exporter"],
+            ["--web.listen-address={host}:{port}", f"--web.config.file={config}"],
+            binds=(config,),
         )
         out.append(
             {
@@ -74,6 +93,8 @@ def exporters(cfg: dict, paths: RunPaths, key: str, role: str, gpu: bool) -> lis
                 "{host}",
                 "--port",
                 "{port}",
+                "--secret-file",
+                str(paths.secret.resolve()),
             ]
         out.append(
             {
@@ -87,11 +108,12 @@ def exporters(cfg: dict, paths: RunPaths, key: str, role: str, gpu: bool) -> lis
 
 
 def pushgateway(cfg: dict, paths: RunPaths) -> dict:
-    spec = _base(cfg, "pushgateway", "pushgateway", "pushgateway")
+    spec = _base(cfg, "pushgateway", "pushgateway", "pushgateway", paths)
     state = paths.monitoring / "pushgateway.state"
     state.parent.mkdir(parents=True, exist_ok=True)
     args = [
         "--web.listen-address={host}:{port}",
+        f"--web.config.file={web_config(paths)}",
         f"--persistence.file={state.resolve()}",
         "--persistence.interval=5s",
     ]
@@ -104,28 +126,45 @@ def pushgateway(cfg: dict, paths: RunPaths) -> dict:
     return spec
 
 
+def scrape_auth(kind: str | None, secret_file: Path) -> dict:
+    """A scrape config's authentication with the run's token, read from its file."""
+    if kind == "basic":
+        return {"basic_auth": {"username": secret.USER, "password_file": str(secret_file)}}
+    if kind == "bearer":
+        return {"authorization": {"type": "Bearer", "credentials_file": str(secret_file)}}
+    return {}
+
+
 def prometheus_config(cfg: dict, paths: RunPaths) -> dict:
-    """Scrape the Pushgateway (keeping pushed labels) and every registered service."""
+    """Scrape the Pushgateway (keeping pushed labels) and every registered service, each
+    with the run's token as it takes it (TARGET_AUTH)."""
     interval = f"{cfg['monitoring']['scrape_interval_s']}s"
     targets = paths.targets.resolve()
+    token = paths.secret.resolve()
+    jobs = [
+        {
+            "job_name": "pushgateway",
+            "honor_labels": True,
+            **scrape_auth("basic", token),
+            "file_sd_configs": [{"files": [str(targets / "pushgateway.json")]}],
+        }
+    ]
+    for prefix, kind in TARGET_AUTH.items():
+        jobs.append(
+            {
+                "job_name": "llmsweep" if prefix == "service" else f"llmsweep-{prefix}",
+                **scrape_auth(kind, token),
+                "file_sd_configs": [{"files": [str(targets / f"{prefix}-*.json")]}],
+            }
+        )
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [
-            {
-                "job_name": "pushgateway",
-                "honor_labels": True,
-                "file_sd_configs": [{"files": [str(targets / "pushgateway.json")]}],
-            },
-            {
-                "job_name": "llmsweep",
-                "file_sd_configs": [{"files": [str(targets / "service-*.json")]}],
-            },
-        ],
+        "scrape_configs": jobs,
     }
 
 
 def prometheus(cfg: dict, paths: RunPaths) -> dict:
-    spec = _base(cfg, "prometheus", "prometheus", "prometheus")
+    spec = _base(cfg, "prometheus", "prometheus", "prometheus", paths)
     paths.targets.mkdir(parents=True, exist_ok=True)
     conf = paths.monitoring / "prometheus.yml"
     write_atomic(conf, yaml.safe_dump(prometheus_config(cfg, paths), sort_keys=False))
@@ -136,13 +175,15 @@ def prometheus(cfg: dict, paths: RunPaths) -> dict:
         f"--storage.tsdb.path={data.resolve()}",
         "--storage.tsdb.retention.time=100y",  # the run's data is kept, reopened later
         "--web.listen-address={host}:{port}",
+        f"--web.config.file={web_config(paths)}",
         "--web.enable-lifecycle",
     ]
     spec["argv"], spec["env"] = programs.command(
         "prometheus",
         cfg["monitoring"]["prometheus"],
         args,
-        binds=(paths.monitoring.resolve(),),  # config, file_sd targets, data
+        # config, web config, file_sd targets, data; the token its scrapes send
+        binds=(paths.monitoring.resolve(), paths.secret.resolve()),
     )
     spec["ready"] = {"kind": "http", "path": "/-/ready"}
     labels = {"run": cfg["run"], "role": "prometheus"}
@@ -168,7 +209,7 @@ def external_target(cfg: dict, paths: RunPaths, dep: dict) -> Path | None:
         "__metrics_path__": ocfg["metrics_path"],
         "__scheme__": url.scheme,
     }
-    path = paths.targets / f"service-llm_server.{dep['slug']}.json"
+    path = paths.targets / f"external-llm_server.{dep['slug']}.json"
     paths.targets.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, [{"targets": [url.netloc], "labels": labels}])
     return path
@@ -185,12 +226,13 @@ def llm_server(
     """The LLM server of deployment `dep`, with the `cpus` and `gpus` its job (or machine)
     gives it; `devices`, when given, are the GPUs it may see (CUDA_VISIBLE_DEVICES)."""
     key = f"llm_server.{dep['slug']}"
-    spec = _base(cfg, key, "llm_server", "llm_server")
+    spec = _base(cfg, key, "llm_server", "llm_server", paths)
+    spec["auth"] = "bearer"
     name, model, settings = dep["engine"], dep["model"], dep["settings"]
     engine = engine_module(name)
     if not engine.LAUNCHED:
         raise ValueError(f"engine {name} is not started by llmsweep")
-    spec["argv"], spec["env"] = engine.command(settings, model, cpus, gpus)
+    spec["argv"], spec["env"] = engine.command(settings, model, cpus, gpus, spec["secret_file"])
     spec["gpus"] = gpus
     if devices is not None:
         spec["env"]["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
@@ -210,7 +252,7 @@ def llm_server(
         "engine": name,
     }
     if engine.METRICS_PATH and cfg["monitoring"]["enabled"]:
-        spec["targets"] = [_target(paths, f"service-{key}", labels, engine.METRICS_PATH)]
+        spec["targets"] = [_target(paths, f"server-{key}", labels, engine.METRICS_PATH)]
     spec["sidecars"] = exporters(cfg, paths, key, "llm_server", gpu=True)
     return spec
 
@@ -219,7 +261,8 @@ def client_service(cfg: dict, paths: RunPaths, dep: dict, llm_url: str | None = 
     """The client service that loads deployment `dep`'s server: at `llm_url`, or, when
     None, at the URL the server's service writes once ready (so both start together)."""
     key = f"client_service.{dep['slug']}"
-    spec = _base(cfg, key, "client", "client_service")
+    spec = _base(cfg, key, "client", "client_service", paths)
+    spec["auth"] = "bearer"
     spec["argv"] = [
         sys.executable,
         "-m",
@@ -245,6 +288,7 @@ def client_service(cfg: dict, paths: RunPaths, dep: dict, llm_url: str | None = 
         "LLMSWEEP_ENGINE": dep["engine"],
         "LLMSWEEP_MODEL": dep["model"],
         "LLMSWEEP_RUN": cfg["run"],
+        "LLMSWEEP_SECRET_FILE": spec["secret_file"],
     }
     spec["ready"] = {"kind": "http", "path": "/health"}
     labels = {

@@ -6,14 +6,15 @@ from llmsweep.engines import engine_module
 from llmsweep.util import http_ok
 
 
-def check_ready(ready: dict, url: str, log_text: str = "") -> bool:
-    """Whether the service does its job. An LLM engine may also check, from the server's
-    own log since this start, that it serves as configured, raising NotServable if not."""
+def check_ready(ready: dict, url: str, log_text: str = "", headers: dict | None = None) -> bool:
+    """Whether the service does its job (asked with `headers`: secret.headers_of). An LLM engine
+    may also check, from the server's own log since this start, that it serves as
+    configured, raising NotServable if not."""
     if ready["kind"] == "http":
-        return http_ok(url + ready["path"])
+        return http_ok(url + ready["path"], headers=headers)
     if ready["kind"] == "llm":
         engine = engine_module(ready["engine"])
-        if not engine.ready(url, ready["model"]):
+        if not engine.ready(url, ready["model"], headers):
             return False
         verify = getattr(engine, "verify", None)
         if verify is not None:
@@ -22,8 +23,8 @@ def check_ready(ready: dict, url: str, log_text: str = "") -> bool:
     raise ValueError(f"unknown readiness kind {ready['kind']!r}")
 
 
-def check_health(ready: dict, url: str) -> bool:
+def check_health(ready: dict, url: str, headers: dict | None = None) -> bool:
     """A cheap liveness probe for a service that was ready before."""
     if ready["kind"] == "http":
-        return http_ok(url + ready["path"])
-    return engine_module(ready["engine"]).healthy(url)
+        return http_ok(url + ready["path"], headers=headers)
+    return engine_module(ready["engine"]).healthy(url, headers)

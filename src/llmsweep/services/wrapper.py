@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from llmsweep import secret
 from llmsweep.engines import NotServable
 from llmsweep.procs import pid_alive
 from llmsweep.services.readiness import check_ready
@@ -38,6 +39,15 @@ def substitute(argv: list[str], host: str, port: int, service_url: str = "") -> 
         a.replace("{host}", host).replace("{port}", str(port)).replace("{service_url}", service_url)
         for a in argv
     ]
+
+
+def fill_secret(env: dict[str, str], spec: dict) -> None:
+    """Put the run's token in the variables that ask for it (secret.ENV_PLACEHOLDER), read
+    from its file now: the spec and the command line never hold it."""
+    wanted = [k for k, v in env.items() if v == secret.ENV_PLACEHOLDER]
+    if wanted:
+        token = secret.read(spec["secret_file"])
+        env.update(dict.fromkeys(wanted, token))
 
 
 def _remove(path: str | Path) -> None:
@@ -154,12 +164,13 @@ def wait_ready(spec: dict, url: str, server_pid: int) -> None:
     deadline = time.monotonic() + spec["ready_timeout_s"]
     delay = 0.02
     reason: object = "no answer yet"
+    headers = secret.headers_of(spec)
     while True:
         if not pid_alive(server_pid):
             log("server exited before it was ready")
             os._exit(1)
         try:
-            if check_ready(spec["ready"], url, _read_from(service_log, log_start)):
+            if check_ready(spec["ready"], url, _read_from(service_log, log_start), headers):
                 return
             reason = "probe answered not ready"
         except NotServable as exc:
@@ -304,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         port = free_port(host)
     command = substitute(spec["argv"], host, port)
     env = {**os.environ, **{k: substitute([v], host, port)[0] for k, v in spec["env"].items()}}
+    fill_secret(env, spec)
     server_pid = os.getpid()
     child = os.fork()
     if child == 0:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import yaml
 from flask import Blueprint, current_app, jsonify, request
 
+from llmsweep import secret
 from llmsweep.paths import run_name
 from llmsweep.services.slurm import valid_job_id
 from llmsweep.web import charts as live_charts
@@ -247,7 +248,11 @@ def monitoring(run):
     if info.get("grafana"):
         out["grafana"] = grafana_link(info["grafana"])
     if info.get("prometheus"):
-        out["prometheus"] = prometheus_link(info["prometheus"])
+        out["prometheus"] = {
+            **prometheus_link(info["prometheus"]),
+            "user": secret.USER,
+            "password_file": info.get("secret_file"),
+        }
     return jsonify(out)
 
 
@@ -280,7 +285,13 @@ def charts(run):
         return jsonify(available=False, note=note)
     url = prometheus_link(info["prometheus"])["url"]
     try:
-        data = live_charts.fetch(url, run, info.get("started_at"), info.get("scrape_interval_s"))
+        data = live_charts.fetch(
+            url,
+            run,
+            info.get("started_at"),
+            info.get("scrape_interval_s"),
+            headers=secret.basic(info.get("token") or ""),
+        )
     except live_charts.PrometheusError as exc:
         return jsonify(available=False, note=str(exc))
     return jsonify({**data, "prometheus": url})

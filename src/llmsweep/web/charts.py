@@ -64,10 +64,12 @@ def window(started_at: float | None, now: float, scrape_s: float) -> dict:
     return {"start": start, "end": now, "step": step, "interval": interval}
 
 
-def ask(prometheus: str, path: str, params: dict) -> list[dict]:
-    """The result of one Prometheus API query; PrometheusError when it cannot answer."""
+def ask(prometheus: str, path: str, params: dict, headers: dict | None = None) -> list[dict]:
+    """The result of one Prometheus API query (asked with `headers`: the run's token);
+    PrometheusError when it cannot answer."""
     try:
-        status, body = http_json(f"{prometheus}{path}?{urlencode(params)}", timeout=TIMEOUT_S)
+        url = f"{prometheus}{path}?{urlencode(params)}"
+        status, body = http_json(url, timeout=TIMEOUT_S, headers=headers)
     except OSError as exc:
         raise PrometheusError(f"cannot reach the run's Prometheus: {exc}") from None
     if status != 200 or not isinstance(body, dict) or body.get("status") != "success":
@@ -82,27 +84,33 @@ def number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def gpus_seen(prometheus: str, run: str, rng: dict) -> bool:
+def gpus_seen(prometheus: str, run: str, rng: dict, headers: dict | None = None) -> bool:
     """Whether the GPU exporter reported a GPU at any time of the range (it stops with its
     deployment's server)."""
     query = {"query": queries.gpus_seen(f'run="{run}"'), **rng}
-    result = ask(prometheus, "/api/v1/query_range", query)
+    result = ask(prometheus, "/api/v1/query_range", query, headers)
     return any((number(v) or 0) > 0 for r in result for _, v in r["values"])
 
 
 def fetch(
-    prometheus: str, run: str, started_at: float | None, scrape_s: float | None, now=None
+    prometheus: str,
+    run: str,
+    started_at: float | None,
+    scrape_s: float | None,
+    now=None,
+    headers: dict | None = None,
 ) -> dict:
     """Every chart's series over the run so far, from the Prometheus at `prometheus` (a URL
-    this machine reaches)."""
+    this machine reaches), asked with `headers` (the run's token)."""
     now = time.time() if now is None else now
     span = window(started_at, now, scrape_s or 5)
     rng = {k: span[k] for k in ("start", "end", "step")}
-    charts = specs(run, span["interval"], gpus_seen(prometheus, run, rng))
+    charts = specs(run, span["interval"], gpus_seen(prometheus, run, rng, headers))
     for c in charts:
         drawn = []
         for s in c["series"]:
-            for result in ask(prometheus, "/api/v1/query_range", {"query": s["query"], **rng}):
+            query = {"query": s["query"], **rng}
+            for result in ask(prometheus, "/api/v1/query_range", query, headers):
                 labels = [result["metric"].get(k, "") for k in s["legend"]]
                 drawn.append(
                     {

@@ -204,7 +204,7 @@ async function monitoring() {
     p.append(a, extra ? ` ${extra}` : "", document.createElement("br"));
   };
   if (body.grafana) add("Grafana", body.grafana.url, `(user ${body.grafana.user}, password in ${body.grafana.password_file}${body.tunnel ? "; through an SSH tunnel to " + body.grafana.remote_url : ""})`);
-  if (body.prometheus) add("Prometheus", body.prometheus.url, body.tunnel ? `(through an SSH tunnel to ${body.prometheus.remote_url})` : "");
+  if (body.prometheus) add("Prometheus", body.prometheus.url, `(user ${body.prometheus.user}, password in ${body.prometheus.password_file}${body.tunnel ? "; through an SSH tunnel to " + body.prometheus.remote_url : ""})`);
   if (!body.grafana && !body.prometheus) p.textContent = "Not running (monitoring runs while the sweep does).";
 }
 

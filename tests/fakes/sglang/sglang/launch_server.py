@@ -55,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-metrics", action="store_true")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--api-key")
     p.set_defaults(tp_size=1)
     return p
 
@@ -114,6 +115,9 @@ def app_for(args: argparse.Namespace) -> web.Application:
     app = make_app(cards=served)
     native_routes(app, args, served[0]["id"])
     standin.tokenizer_routes(app, served, "text", prefixes=("", "/v1"))
+    # --api-key guards every path but health and metrics, as in SGLang.
+    public = ("/health", "/metrics")
+    standin.require_key(app, args.api_key, lambda p: not p.startswith(public))
     return app
 
 
