@@ -1,6 +1,7 @@
 """Running the workflow from tests: a scratch config, snakemake in a subprocess, and the
 checks every end-to-end test shares."""
 
+import contextlib
 import json
 import os
 import signal
@@ -205,3 +206,38 @@ def client_app(config: dict):
     app = create_app({**config, "TOKEN": TOKEN})
     app.test_client_class = _AuthClient
     return app
+
+
+@contextlib.contextmanager
+def llama_server(parallel: int, slot_context: int = 128):
+    """llama-server with the demo model on the CPU, on a free port of 127.0.0.1, with
+    `parallel` slots of `slot_context` tokens each; yields its URL once it generates, and
+    stops it (the one process started here, by its handle) whatever happens."""
+    from llmsweep import config
+    from llmsweep.engines import llama_cpp
+    from llmsweep.models import DEMO_MODEL
+    from llmsweep.util import free_port
+
+    cfg = config.validate_schema(config.merged({"engine": "llama_cpp"}))  # fills defaults
+    settings = cfg["engines"]["llama_cpp"]
+    settings |= {"parallel": parallel, "ctx_size": parallel * slot_context, "gpu_layers": 0}
+    port = free_port("127.0.0.1")
+    argv, _ = llama_cpp.command(settings, DEMO_MODEL, cpus=1)
+    argv = [a.format(host="127.0.0.1", port=port) for a in argv]
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+
+        def ready() -> bool:
+            assert server.poll() is None, f"llama-server exited with {server.returncode}"
+            return llama_cpp.ready(url, DEMO_MODEL)
+
+        wait_until(ready, 120, "llama-server")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(30)

@@ -7,9 +7,21 @@ import time
 import aiohttp
 
 from llmsweep.loadgen.protocols import StreamError
+from llmsweep.loadgen.session import Attempt
 from llmsweep.loadgen.stalls import NOT_STALLED, Wait
 
-RETRIES_ON_DEAD_CONNECTION = 3
+# A bound on the dead pooled connections one request tries, should the pool refill with
+# dead ones as fast as they are discarded. The pool holds at most one connection per
+# request that was in flight at once; against llama-server at 64 clients a request met
+# up to 8.
+DEAD_CONNECTIONS_AT_MOST = 1000
+# How a connection that the server closed fails: a write to it, or reading its end. Not
+# ClientConnectorError (a subclass of ClientOSError): no connect is made on a pooled one.
+CONNECTION_LOST = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    aiohttp.ClientConnectionResetError,
+)
 
 
 async def stream_request(
@@ -86,14 +98,32 @@ async def stream_request(
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: dict):
-    """POST; a pooled connection the server closed in the meantime fails before anything
-    was sent back, so the request is retried (a few times: several may be dead)."""
-    for _ in range(RETRIES_ON_DEAD_CONNECTION):
+    """POST and wait for the response's head. A kept-alive connection that the server
+    closed meanwhile (llama-server closes each after a streamed response; others after an
+    idle timeout) fails before anything was sent back: the request is sent again, as long
+    as each try fails on a pooled connection. aiohttp discards a connection that failed,
+    so the tries end once the pool's dead connections are spent, at the latest on a fresh
+    connection, whose failure is the request's. A connect error (the server is down) or a
+    timeout (the server has the request) is never tried again.
+
+    Sending again is safe: a server that closed a connection reads nothing more from it
+    (the write fails, or is answered by a reset: ServerDisconnectedError). Only a server
+    that read the request from a pooled connection and then dropped the connection
+    without a word could have begun it and be sent it twice: one that was killed or
+    crashed, where the next try finds nothing listening and fails (error kind connect).
+
+    The record's start, TTFT and E2E include the failed tries: each fails at once (a
+    write to a closed socket, or its end read), adding microseconds, and then the fresh
+    connection's TCP handshake, which a connection per request (llama_cpp) always costs."""
+    dead = 0
+    while True:
+        attempt = Attempt()
         try:
-            return await session.post(url, json=body)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-            continue
-    return await session.post(url, json=body)
+            return await session.post(url, json=body, trace_request_ctx=attempt)
+        except CONNECTION_LOST:
+            if not attempt.pooled or dead == DEAD_CONNECTIONS_AT_MOST:
+                raise
+            dead += 1
 
 
 def _finish(rec, t0, chunk_times, text, final, protocol, keep_text, wait) -> dict:

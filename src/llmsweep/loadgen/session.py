@@ -23,10 +23,37 @@ def new_session(
     """One HTTP session per point, sending `headers` (the run's token) with every request.
     Keep-alive saves a TCP handshake per request; servers that close the connection after
     every streamed response (llama.cpp) get none, since a pooled connection would be dead
-    by the next request."""
+    by the next request. With keep-alive, aiohttp's tracing tells each request's Attempt
+    whether its connection came from the pool (stream_request sends again a request that
+    met a dead one); it costs microseconds."""
     connector = aiohttp.TCPConnector(limit=0, force_close=not keep_alive)
     timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=30)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers)
+    traces = [_pooled_connection_trace()] if keep_alive else None
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers, trace_configs=traces
+    )
+
+
+class Attempt:
+    """One try at sending a request (pass it as aiohttp's `trace_request_ctx`): `pooled`
+    says whether its connection came from the session's pool of kept-alive ones."""
+
+    __slots__ = ("pooled",)
+
+    def __init__(self):
+        self.pooled = False
+
+
+async def _took_pooled(session, trace, params) -> None:
+    if isinstance(trace.trace_request_ctx, Attempt):
+        trace.trace_request_ctx.pooled = True
+
+
+def _pooled_connection_trace() -> aiohttp.TraceConfig:
+    """aiohttp's request tracing, telling an Attempt that it reused a pooled connection."""
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(_took_pooled)
+    return trace
 
 
 def keep_alive_for(engine: str) -> bool:
