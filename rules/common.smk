@@ -109,6 +109,22 @@ def all_point_plots():
     return [str(PATHS.point_plot(slug, load)) for slug, load in POINTS]
 
 
+def all_slice_plots():
+    """Every point's time slices plot."""
+    return [str(PATHS.point_slices_plot(slug, load)) for slug, load in POINTS]
+
+
+def interval_table():
+    """The points_table rule's intervals.csv (each load level's mean and 95 % interval
+    over its repeats) where the sweep repeats points; nothing when it does not."""
+    if config["sweep"]["repeats"] < 2:
+        return {}
+    table = report(
+        str(PATHS.intervals), caption="../report/intervals.rst", category="Tables"
+    )
+    return {"intervals": table}
+
+
 def deployment_record(wildcards):
     """The record of wildcards.deployment."""
     return str(PATHS.deployment_record(wildcards.deployment))
@@ -117,6 +133,11 @@ def deployment_record(wildcards):
 def requests_of(wildcards):
     """requests.jsonl of the point wildcards.deployment, wildcards.load."""
     return str(PATHS.requests(wildcards.deployment, wildcards.load))
+
+
+def summary_of(wildcards):
+    """summary.json of the point wildcards.deployment, wildcards.load."""
+    return str(PATHS.summary(wildcards.deployment, wildcards.load))
 
 
 def deployment_of(wildcards):

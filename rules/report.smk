@@ -11,6 +11,7 @@ rule points_table:
     input:
         records=all_deployment_records(),
     output:
+        **interval_table(),
         table=report(
             report_file("points.csv"),
             caption="../report/points.rst",
@@ -55,16 +56,28 @@ rule point_plot:
                 "figure": "distributions",
             },
         ),
+        slices=report(
+            str(PATHS.point_slices_plot("{deployment}", "{load}")),
+            caption="../report/slices.rst",
+            category="{deployment}",
+            labels={
+                "deployment": "{deployment}",
+                "load": "{load}",
+                "figure": "time slices",
+            },
+        ),
     log:
         log_file("report", "point_plot", "{deployment}", "{load}"),
     conda:
         "../envs/llmsweep.yaml"
     params:
         requests=requests_of,
+        summary=summary_of,
+        slice_s=lookup(within=config, dpath="sweep/slice_s"),
         label=deployment_label,
         describe=describe,
     message:
-        "TTFT and ITL distributions of {params.label} {params.describe}"
+        "TTFT and ITL distributions and time slices of {params.label} {params.describe}"
     script:
         "../scripts/point_plot.py"
 
@@ -75,6 +88,7 @@ rule report:
         deployments=rules.points_table.output.deployments,
         metadata=rules.points_table.output.metadata,
         point_plots=all_point_plots(),
+        slice_plots=all_slice_plots(),
     output:
         throughput=report(
             report_file("throughput.png"),

@@ -1,5 +1,5 @@
 """points_table rule: one tidy row per point, one row per deployment (the GPU time its
-server held), and the run's metadata."""
+server held), the run's metadata, and with repeated points each load level's intervals."""
 
 import sys
 
@@ -7,14 +7,16 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 
 from pathlib import Path  # noqa: E402
 
-from llmsweep.report import deployments, metadata  # noqa: E402
+from llmsweep.report import confidence, deployments, metadata  # noqa: E402
 from llmsweep.report.table import write_table  # noqa: E402
 from llmsweep.util import read_json, write_json_atomic  # noqa: E402
 
 sm = snakemake  # noqa: F821
 # Summaries are no rule's output (the deployment records are): they come as a param.
 summary_paths = list(sm.params.summaries)
-write_table(summary_paths, sm.output.table, sm.output.parquet)
+points = write_table(summary_paths, sm.output.table, sm.output.parquet)
+if "intervals" in sm.output.keys():  # declared where the sweep repeats points
+    confidence.write(points, sm.output.intervals)
 deps = deployments.write(list(sm.input.records), sm.output.deployments)
 summaries = [read_json(p) for p in summary_paths]
 meta = metadata.collect(dict(sm.params.config), summaries, Path(sm.params.run_dir), deps)

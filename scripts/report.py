@@ -9,4 +9,5 @@ from llmsweep.report.page import PLOTS, build_report  # noqa: E402
 sm = snakemake  # noqa: F821
 inputs = {k: sm.input[k] for k in ("table", "deployments", "metadata")}
 outputs = {k: sm.output[k] for k in (*PLOTS, "data", "page")}
-build_report(inputs, list(sm.input.point_plots), outputs, sm.params.run)
+point_plots, slice_plots = list(sm.input.point_plots), list(sm.input.slice_plots)
+build_report(inputs, point_plots, outputs, sm.params.run, slice_plots)

@@ -32,6 +32,9 @@ def test_defaults_fill_every_section():
         ({"sweep": {"clients": [-1]}}, "sweep.clients[0]"),
         ({"sweep": {"clients": "4"}}, "sweep.clients"),
         ({"sweep": {"requests_per_client": 0}}, "sweep.requests_per_client"),
+        ({"sweep": {"slice_s": 0.5}}, "sweep.slice_s"),
+        ({"sweep": {"slice_s": 86401}}, "sweep.slice_s"),
+        ({"sweep": {"slice_s": "10"}}, "sweep.slice_s"),
         ({"surprise": 1}, "surprise"),
         ({"sweep": {"clientz": [1]}}, "sweep.clientz"),
         ({"engine": "tgi"}, "engine"),
@@ -46,6 +49,23 @@ def test_bad_config_names_the_key(override, key):
     with pytest.raises(config.ConfigError) as err:
         config.load(overrides=override)
     assert key in str(err.value)
+
+
+def test_slice_length_has_a_default_and_shapes_no_point():
+    """sweep.slice_s only cuts a point's figures: changing it re-runs no finished point
+    (its fingerprint stays), and the point request does not carry it."""
+    from llmsweep.deploy import fingerprint
+
+    cfg = config.load()
+    assert cfg["sweep"]["slice_s"] == 10
+    assert config.load(overrides={"sweep": {"slice_s": 2.5}})["sweep"]["slice_s"] == 2.5
+    other = config.load(overrides={"sweep": {"slice_s": 60}})
+    dep = {"engine": "llama_cpp", "model": "m", "gpus": 0, "settings": {}}
+    for point in sweep_points(cfg):
+        assert fingerprint(cfg, dep, point) == fingerprint(other, dep, point)
+        assert "slice_s" not in point_settings(cfg, point)
+    changed = config.load(overrides={"sweep": {"requests_per_client": 9}})
+    assert fingerprint(cfg, dep, point) != fingerprint(changed, dep, point)
 
 
 def test_sweep_points_are_models_times_clients():

@@ -2,20 +2,24 @@
 the page rendered in headless Chromium, snakemake --report, and run comparison. Of a
 synthetic run of three deployments (summaries and deployment records written here): the
 deployments' GPU time, the Pareto frontier, old summaries, the errors plot without
-failures, milliseconds on the page, and the page's tables inside the browser's width."""
+failures, milliseconds on the page, and the page's tables inside the browser's width. Of
+a synthetic run with repeats: each level's mean and 95 % interval in intervals.csv, the
+plots and the page; and each point's time slices plot."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import chromium, collect_errors, snakemake, write_config
 from llmsweep.loadgen.stats import summarize
 from llmsweep.paths import RunPaths, model_slug
-from llmsweep.report import deployments, metadata, plots
+from llmsweep.report import confidence, deployments, metadata, plots
 from llmsweep.report.compare import compare
 from llmsweep.report.knee import knee
 from llmsweep.report.page import PLOTS, build_report
@@ -56,6 +60,8 @@ def test_every_plot_and_table_for_every_point(run_dir):
         assert (report / name).stat().st_size > 0, name
     for c in CLIENTS:
         assert (report / "points" / "gemma3-270m" / f"c{c}" / "distributions.png").exists()
+        assert (report / "points" / "gemma3-270m" / f"c{c}" / "slices.png").exists()
+    assert not (report / "intervals.csv").exists()  # no repeats, no intervals
     df = pd.read_csv(report / "points.csv")
     assert sorted(df["clients"]) == list(CLIENTS)
     pq = pd.read_parquet(report / "points.parquet")
@@ -64,7 +70,9 @@ def test_every_plot_and_table_for_every_point(run_dir):
         df.astype(object).fillna(""), pq.astype(object).fillna(""), check_dtype=False
     )
     page = (report / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == RUN_PLOTS + len(CLIENTS)
+    # Per point: its distributions and its time slices.
+    assert page.count("data:image/png;base64,") == RUN_PLOTS + 2 * len(CLIENTS)
+    assert "How sure" not in page and "Over time, per point" in page
     assert "Knee" in page and "from=" in page and "No request failed." in page
 
 
@@ -82,6 +90,9 @@ def test_plotted_values_equal_the_tidy_table(run_dir):
     # The table itself comes from summary.json.
     summary = read_json(run_dir / "bench" / "gemma3-270m" / "c2" / "summary.json")
     assert df.loc[2, "e2e_p50_s"] == pytest.approx(summary["e2e_s"]["p50"])
+    # The config's slice length cuts every summary's window.
+    assert summary["slice_s"] == 10 and summary["slices"]
+    assert sum(s["requests"] for s in summary["slices"]) == summary["requests"]
 
 
 @e2e
@@ -121,7 +132,7 @@ def test_page_renders_in_headless_chromium(run_dir, artifacts):
         shot = artifacts / "report-page.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
-    assert len(images) == RUN_PLOTS + len(CLIENTS)
+    assert len(images) == RUN_PLOTS + 2 * len(CLIENTS)
     assert all(done and width > 100 for done, width, _ in images), images
     assert not errors, errors
     assert shot.stat().st_size > 10000
@@ -149,6 +160,7 @@ def test_snakemake_report_registers_every_item(run_dir, tmp_path):
     ):
         assert name in listing, name
     assert listing.count("distributions.png") == len(CLIENTS)
+    assert listing.count("slices.png") == len(CLIENTS)
 
 
 def cli(*args):
@@ -376,13 +388,15 @@ def write_report_tables(paths: RunPaths) -> None:
     paths.report.mkdir(parents=True, exist_ok=True)
     summaries = [str(p) for p in paths.summaries()]
     records = [str(paths.deployment_record(p.name)) for p in sorted(paths.bench.iterdir())]
-    write_table(summaries, str(paths.report_file("points.csv")))
+    points = write_table(summaries, str(paths.report_file("points.csv")))
+    if confidence.repeated(points):  # the rule declares intervals.csv with repeats only
+        confidence.write(points, str(paths.intervals))
     deps = deployments.write(records, str(paths.report_file("deployments.csv")))
     meta = metadata.collect({"run": paths.run}, [read_json(p) for p in summaries], paths.root, deps)
     write_json_atomic(paths.metadata, meta)
 
 
-def build_synthetic_report(paths: RunPaths) -> dict:
+def build_synthetic_report(paths: RunPaths, slice_plots: list[str] = ()) -> dict:
     """The report rule on a synthetic run: its plotted values."""
     out = {n: str(paths.report_file(f"{n}.png")) for n in PLOTS}
     out |= {"data": str(paths.report_file("plot-data.json")), "page": str(paths.report_page)}
@@ -391,7 +405,7 @@ def build_synthetic_report(paths: RunPaths) -> dict:
         "deployments": str(paths.report_file("deployments.csv")),
         "metadata": str(paths.metadata),
     }
-    return build_report(inputs, [], out, paths.run)
+    return build_report(inputs, [], out, paths.run, slice_plots)
 
 
 def test_deployments_table_accounts_each_servers_time(synthetic_run):
@@ -572,3 +586,123 @@ def test_page_tables_fit_the_browser_width(synthetic_run, tmp_path, artifacts):
     assert boxes and all(right <= width for right, _, _ in boxes), boxes
     # The points table is wider than the page here: it scrolls inside its box.
     assert any(scroll > client for _, scroll, client in boxes), boxes
+
+
+# A synthetic run with repeats: one deployment, two levels of three repeats each, the
+# repeats differing in TPOT, so in throughput and E2E; TTFT is the same in every one.
+SLUG = "gemma3-270m_parallel-1"
+REPEAT_TPOT = {"c1": (0.010, 0.012, 0.014), "c2": (0.020, 0.020, 0.026)}
+T_975_2 = 4.302653  # t(0.975, 2 degrees of freedom), from tables
+
+
+def write_repeated_run(paths: RunPaths) -> None:
+    d = DEPLOYMENTS[SLUG]
+    loads = []
+    for level, tpots in REPEAT_TPOT.items():
+        for k, tpot in enumerate(tpots):
+            fields = {"deployment": SLUG, "settings": d["settings"], "gpus": d["gpus"]}
+            summary = synthetic_summary(d["model"], level, tpot, **fields)
+            summary["point"].update(load=f"{level}_rep{k}", repeat=k)
+            write_json_atomic(paths.summary(SLUG, f"{level}_rep{k}"), summary)
+            loads.append(f"{level}_rep{k}")
+    write_json_atomic(paths.deployment_record(SLUG), deployment_record(SLUG, d) | {"points": loads})
+    write_report_tables(paths)
+
+
+def by_hand(values) -> tuple[float, float]:
+    """Mean and half width of the 95 % interval of three values, with numpy."""
+    values = np.asarray(values)
+    return values.mean(), T_975_2 * values.std(ddof=1) / math.sqrt(len(values))
+
+
+def test_repeats_give_each_level_its_mean_and_interval(tmp_path):
+    paths = RunPaths("rep", tmp_path / "results")
+    write_repeated_run(paths)
+    levels = pd.read_csv(paths.intervals).set_index("level")
+    assert list(levels.index) == ["c1", "c2"] and set(levels["repeats"]) == {3}
+    for level, tpots in REPEAT_TPOT.items():
+        tok = [c * TOKENS / (TTFT + 10 * t) for c, t in [(int(level[1:]), t) for t in tpots]]
+        mean, half = by_hand(tok)
+        row = levels.loc[level]
+        assert row["output_token_throughput_tps_mean"] == pytest.approx(mean)
+        assert row["output_token_throughput_tps_ci_low"] == pytest.approx(mean - half)
+        assert row["output_token_throughput_tps_ci_high"] == pytest.approx(mean + half)
+        e2e_mean, e2e_half = by_hand([TTFT + 10 * t for t in tpots])
+        assert row["e2e_p99_s_ci_half"] == pytest.approx(e2e_half)
+        assert row["e2e_p50_s_mean"] == pytest.approx(e2e_mean)
+        assert row["ttft_p90_s_ci_low"] == pytest.approx(TTFT)  # the same in every repeat
+    assert levels.loc["c2", "tpot_p50_s_ci_half"] > 0 and levels.loc["c1", "itl_p99_s_mean"] > 0
+
+
+def test_plots_draw_the_intervals_of_intervals_csv(tmp_path):
+    paths = RunPaths("rep", tmp_path / "results")
+    write_repeated_run(paths)
+    data = build_synthetic_report(paths)
+    levels = pd.read_csv(paths.intervals)
+    thr, lat = data["throughput"][GEMMA], data["latency"][GEMMA]
+    assert thr["clients"] == [1, 2]
+    for figure, plotted in (("output_token_throughput_tps", thr), ("e2e_p99_s", lat)):
+        assert plotted[figure] == pytest.approx(list(levels[f"{figure}_mean"]))
+        assert plotted[f"{figure}_ci_low"] == pytest.approx(list(levels[f"{figure}_ci_low"]))
+        assert plotted[f"{figure}_ci_high"] == pytest.approx(list(levels[f"{figure}_ci_high"]))
+    for figure in ("request_throughput_rps", "ttft_p50_s", "itl_p99_s"):
+        assert f"{figure}_ci_low" in thr or f"{figure}_ci_low" in lat
+    assert lat["e2e_p50_s_ci_high"][0] > lat["e2e_p50_s"][0] > lat["e2e_p50_s_ci_low"][0]
+
+
+def test_page_shows_each_levels_interval(tmp_path):
+    paths = RunPaths("rep", tmp_path / "results")
+    write_repeated_run(paths)
+    build_synthetic_report(paths)
+    page = paths.report_page.read_text()
+    assert "How sure: repeats" in page
+    for header in ("TTFT p90 ms", "TPOT p99 ms", "E2E p50 ms", "output tok/s"):
+        assert page.count(f"<th>{header}</th>") >= 1, header
+    # c1's output tokens/s: 55, 50 and 45.83 over the repeats; E2E p50 200, 220, 240 ms.
+    assert "<td>50.28 ± 11</td>" in page
+    assert "<td>220 ± 50</td>" in page
+
+
+def test_without_repeats_no_interval_anywhere(synthetic_run):
+    data = build_synthetic_report(synthetic_run)
+    page = synthetic_run.report_page.read_text()
+    assert "How sure" not in page and " ± " not in page
+    assert not synthetic_run.intervals.exists()
+    for figure in ("throughput", "latency"):
+        keys = {k for series in data[figure].values() for k in series}
+        assert not [k for k in keys if "_ci_" in k], figure
+
+
+def staggered_records(count: int, every_s: float, tpot: float) -> list[dict]:
+    """`count` requests as synthetic_records makes them, one every `every_s` seconds."""
+    return [
+        r | {"start": 100.0 + i * every_s} for i, r in enumerate(synthetic_records(count, tpot))
+    ]
+
+
+def test_each_point_gets_a_plot_of_its_time_slices(synthetic_run):
+    records = staggered_records(30, 1.0, 0.01)  # 30 s, one request/s, each 0.2 s
+    summary = summarize(records, slice_s=10)
+    slices = summary["slices"]
+    assert [s["requests"] for s in slices] == [10, 10, 10]
+    outs = []
+    for slug, load in (("gemma3-270m_parallel-1", "c1"), ("qwen3-0.6b_tp-2", "c2")):
+        out = synthetic_run.point_slices_plot(slug, load)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data = plots.time_slices(slices, str(out), f"{slug} {load}")
+        assert out.stat().st_size > 5000
+        outs.append(str(out))
+    # The plotted values are the summary's.
+    assert data["start_s"] == [0, 10, 20] and data["end_s"] == pytest.approx([10, 20, 29.2])
+    for key in ("output_token_throughput_tps", "request_throughput_rps", "ttft_p99_s"):
+        assert data[key] == [s[key] for s in slices], key
+    assert data["request_throughput_rps"][:2] == pytest.approx([1.0, 1.0])
+    build_synthetic_report(synthetic_run, outs)
+    page = synthetic_run.report_page.read_text()
+    assert "Over time, per point" in page
+    assert page.count("data:image/png;base64,") == RUN_PLOTS + len(outs)
+
+
+def test_a_point_without_measured_requests_still_gets_its_slices_plot(tmp_path):
+    data = plots.time_slices([], str(tmp_path / "slices.png"), "empty")
+    assert data["requests"] == [] and (tmp_path / "slices.png").stat().st_size > 0

@@ -98,7 +98,8 @@ def _run_point(
     requests_path.parent.mkdir(parents=True, exist_ok=True)
     watch.begin()
     view = follow_point(client, point_id, requests_path, point, list(held.values()), watch)
-    summary = summarize(read_records(requests_path), settings["slo"])
+    slice_s = settings["sweep"]["slice_s"]
+    summary = summarize(read_records(requests_path), settings["slo"], slice_s)
     check_server_survived(summary, client, llm["url"], point, requests_path)
     summary["point"] = describe_point(point, settings, held, view, started_at)
     summary["client"] = view.get("client")

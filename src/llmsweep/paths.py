@@ -117,6 +117,18 @@ class RunPaths:
     def point_plot(self, slug: str, load: str) -> Path:
         return self.report / "points" / slug / load / "distributions.png"
 
+    def point_slices_plot(self, slug: str, load: str) -> Path:
+        """report/points/<slug>/<load>/slices.png: the point's figures per time slice of
+        its window (sweep.slice_s)."""
+        return self.report / "points" / slug / load / "slices.png"
+
+    @property
+    def intervals(self) -> Path:
+        """report/intervals.csv: each deployment's load levels, the mean of every figure
+        over the level's repeats and its 95 % confidence interval (report.confidence);
+        written where the sweep repeats its points."""
+        return self.report / "intervals.csv"
+
     def comparison(self, other: str, suffix: str) -> Path:
         """The comparison of this run with run `other` (suffix .txt or .html)."""
         return self.compare / f"{other}-vs-{self.run}{suffix}"

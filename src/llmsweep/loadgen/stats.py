@@ -8,6 +8,11 @@ from collections.abc import Iterable
 
 PERCENTILES = (50, 90, 95, 99)
 LATENCIES = ("ttft_s", "itl_s", "tpot_s", "e2e_s")
+# A window cut into more slices than this gets wider slices (summary.json's slices say
+# where each starts and ends): a week-long point at 1 s slices would fill summary.json.
+MAX_SLICES = 1000
+# The latency percentiles of each time slice.
+SLICE_LATENCIES = {"ttft_s": (50, 99), "e2e_s": (50, 99)}
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -38,9 +43,10 @@ def distribution(values: Iterable[float]) -> dict:
     return out
 
 
-def summarize(records: list[dict], slo: dict | None = None) -> dict:
+def summarize(records: list[dict], slo: dict | None = None, slice_s: float | None = None) -> dict:
     """Throughput over the measurement window, latency distributions, goodput against
-    `slo` (ttft_s, tpot_s, e2e_s; None leaves one out), stalls, warm-up excluded.
+    `slo` (ttft_s, tpot_s, e2e_s; None leaves one out), stalls, warm-up excluded, and
+    the same figures per time slice of `slice_s` seconds (none without it: time_slices).
 
     The window runs from the first measured request's start to the last one's end.
     """
@@ -81,7 +87,94 @@ def summarize(records: list[dict], slo: dict | None = None) -> dict:
     out["warmup_requests"] = len(records) - len(measured)
     out.update(goodput(ok, slo or {}, window))
     out.update(stalls(measured))
+    out["slice_s"] = slice_s
+    out["slices"] = time_slices(records, slice_s) if slice_s else []
     return out
+
+
+def slices_of(summary: dict, records: list[dict], slice_s: float) -> list[dict]:
+    """A point's time slices of `slice_s` seconds: its summary's when cut at that width,
+    else cut anew from its records (a summary from before slices or of another slice_s:
+    slice_s shapes no point, so a finished point is not run again when it changes)."""
+    if summary.get("slice_s") == slice_s:
+        return summary["slices"]
+    return time_slices(records, slice_s)
+
+
+def _end(record: dict) -> float:
+    """When a request finished (a failed one without an E2E: when it started)."""
+    return record["start"] + (record["e2e_s"] or 0)
+
+
+def _chunk_times(record: dict) -> list[float]:
+    """When each content chunk of a successful request arrived: the first at its TTFT, the
+    rest at its inter-token gaps; at its end when it has no TTFT."""
+    if record["ttft_s"] is None:
+        return [_end(record)]
+    times = [record["start"] + record["ttft_s"]]
+    for gap in record["itl_s"] or []:
+        times.append(times[-1] + gap)
+    return times
+
+
+def time_slices(records: list[dict], slice_s: float) -> list[dict]:
+    """The measurement window (warm-up excluded) cut into slices of `slice_s` seconds (of
+    window / MAX_SLICES when that is wider), the last one ending with the window; a rest
+    shorter than half a slice joins the slice before it (alone, its rates would jump on a
+    handful of requests). Per slice: its start and end in seconds from the window's start,
+    the requests that finished in it (failed ones too; a request belongs to the slice of
+    its end, the window's end to the last slice), successful requests/s, output tokens/s,
+    and the TTFT and E2E p50 and p99 of the successful requests that finished in it.
+
+    Output tokens count where they were generated: each successful request's output
+    tokens are spread evenly over its content chunks, each at the time it arrived, so a
+    long request adds to every slice it streamed in, not to its last. Summed over the
+    slices they are the summary's output_tokens.
+    """
+    measured = [r for r in records if not r.get("warmup")]
+    if not measured:
+        return []
+    start = min(r["start"] for r in measured)
+    window = max(_end(r) for r in measured) - start
+    width = max(slice_s, window / MAX_SLICES)
+    count = max(1, min(MAX_SLICES, math.ceil(window / width)))
+    if count > 1 and window - (count - 1) * width < width / 2:
+        count -= 1
+
+    def index(t: float) -> int:
+        return min(max(int((t - start) // width), 0), count - 1)
+
+    finished: list[list[dict]] = [[] for _ in range(count)]
+    tokens = [0.0] * count
+    for r in measured:
+        finished[index(_end(r))].append(r)
+        if r["ok"] and r["output_tokens"]:
+            times = _chunk_times(r)
+            for t in times:
+                tokens[index(t)] += r["output_tokens"] / len(times)
+    slices = []
+    for k in range(count):
+        lo, hi = k * width, (window if k == count - 1 else (k + 1) * width)
+        duration = hi - lo
+        ok = [r for r in finished[k] if r["ok"]]
+        part = {
+            "start_s": lo,
+            "end_s": hi,
+            "requests": len(finished[k]),
+            "successful": len(ok),
+            "failed": len(finished[k]) - len(ok),
+            "output_tokens": tokens[k],
+            "request_throughput_rps": len(ok) / duration if duration > 0 else None,
+            "output_token_throughput_tps": tokens[k] / duration if duration > 0 else None,
+        }
+        for name, qs in SLICE_LATENCIES.items():
+            values = sorted(r[name] for r in ok if r[name] is not None)
+            for q in qs:
+                part[f"{name.removesuffix('_s')}_p{q}_s"] = (
+                    percentile(values, q) if values else None
+                )
+        slices.append(part)
+    return slices
 
 
 def stalls(measured: list[dict]) -> dict:

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from llmsweep.loadgen import patterns
-from llmsweep.report import deployments, plots
+from llmsweep.report import confidence, deployments, plots
 from llmsweep.util import read_json, write_json_atomic
 
 # The points table on the page: the key figures, latencies in milliseconds (the table's
@@ -33,6 +33,17 @@ COLUMNS = {
     "e2e_p99_s": "E2E p99 ms",
     "goodput_rps": "goodput req/s",
     "client_saturated": "client saturated",
+}
+# The intervals table on the page, where points were repeated: intervals.csv's figures and
+# their headers, each cell the mean ± the half width of its 95 % interval, latencies in ms.
+INTERVALS = {
+    "output_token_throughput_tps": "output tok/s",
+    "request_throughput_rps": "req/s",
+    **{
+        f"{m}_p{q}_s": f"{m.upper()} p{q} ms"
+        for m in ("ttft", "itl", "tpot", "e2e")
+        for q in (50, 90, 99)
+    },
 }
 # The GPU-time table: deployments.csv's columns and their headers.
 GPU_TIME = {
@@ -97,6 +108,27 @@ def _points(df: pd.DataFrame) -> pd.DataFrame:
     return shown.rename(columns=COLUMNS)
 
 
+def _plus_minus(mean: float, half: float) -> str:
+    """'12.3 ± 0.45'; the mean alone where there is no interval."""
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.4g}" if pd.isna(half) else f"{mean:.4g} ± {half:.2g}"
+
+
+def _intervals(df: pd.DataFrame) -> pd.DataFrame | None:
+    """The page's intervals table: each load level's repeats, and INTERVALS as mean ± half
+    width; None where no level was repeated (intervals.csv has every figure)."""
+    if not confidence.repeated(df):
+        return None
+    levels = confidence.table(df)
+    shown = levels[["deployment", "level", "repeats"]].copy()
+    for col, header in INTERVALS.items():
+        scale = 1000 if col.endswith("_s") else 1
+        means, halves = levels[f"{col}_mean"] * scale, levels[f"{col}_ci_half"] * scale
+        shown[header] = [_plus_minus(m, h) for m, h in zip(means, halves, strict=True)]
+    return shown
+
+
 def _deployments(deps: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """What each deployment is: engine, model, GPUs, settings, points, and its name in the
     plots where that is not its slug (its model)."""
@@ -149,11 +181,13 @@ def _page_values(
     meta: dict,
     data: dict,
     out: dict,
-    point_plots: list[str],
+    point_plots: tuple[list[str], list[str]],
     run: str,
 ) -> dict:
-    """What the page template shows: figures, tables, plots and what ran."""
+    """What the page template shows: figures, tables, plots and what ran. `point_plots`:
+    the points' distributions plots and their time slices plots."""
     df, deps = tables
+    distributions, slices = point_plots
     saturated = df[df["client_saturated"].fillna(False).astype(bool)]
     servers = [{"deployment": d, **(s or {})} for d, s in meta["servers"].items()]
     return {
@@ -169,8 +203,10 @@ def _page_values(
         "gpu_table": deps[list(GPU_TIME)].rename(columns=GPU_TIME),
         "knees": [_knee_text(m, d) for m, d in data["throughput"].items()],
         "plots": {name: _png(out[name]) for name in PLOTS},
-        "point_plots": [_png(p) for p in point_plots],
+        "point_plots": [_png(p) for p in distributions],
+        "slice_plots": [_png(p) for p in slices],
         "points": _points(df),
+        "intervals": _intervals(df),
         "saturated": list(saturated["load"]),
         "failed": df[df["failed"] > 0][FAILED_COLUMNS],
         "windows": _windows(df),
@@ -192,14 +228,18 @@ def _write(path: str, page: str) -> None:
         f.write(page)
 
 
-def build_report(inputs: dict, point_plots: list[str], out: dict, run: str) -> dict:
+def build_report(
+    inputs: dict, point_plots: list[str], out: dict, run: str, slice_plots: list[str] = ()
+) -> dict:
     """Write the run-level plots, the page and the plotted values; return those values.
 
     `inputs` names the points_table rule's files: table (points.csv), deployments
-    (deployments.csv) and metadata (metadata.json)."""
+    (deployments.csv) and metadata (metadata.json). `point_plots` and `slice_plots` are
+    the point_plot rule's distributions and time slices plots, shown as they are."""
     df, deps, meta = _load(inputs["table"], inputs["deployments"], inputs["metadata"])
     data = _plot(df, out)
     write_json_atomic(out["data"], data)
-    values = _page_values((df, deps), meta, data, out, point_plots, run)
+    plots_of_points = (list(point_plots), list(slice_plots))
+    values = _page_values((df, deps), meta, data, out, plots_of_points, run)
     _write(out["page"], _render(values))
     return data

@@ -1,8 +1,13 @@
 """Static plots of the report. Each function saves a PNG and returns the values it
 plotted, so tests can check them against the tidy table. Latencies are drawn in
-milliseconds; the values returned keep the table's seconds (their keys end in _s)."""
+milliseconds; the values returned keep the table's seconds (their keys end in _s). Where
+a sweep repeats its points, a figure plotted against load is the repeats' mean, with its
+95 % confidence interval as error bars (report.confidence) and in the values returned
+(<figure>_ci_low, <figure>_ci_high)."""
 
 from __future__ import annotations
+
+import math
 
 import matplotlib
 
@@ -13,6 +18,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from llmsweep.loadgen import patterns  # noqa: E402
+from llmsweep.report import confidence  # noqa: E402
 from llmsweep.report import pareto as front  # noqa: E402
 from llmsweep.report.deployments import settings_text  # noqa: E402
 from llmsweep.report.knee import knee  # noqa: E402
@@ -82,12 +88,47 @@ def deployments(df: pd.DataFrame) -> dict[str, dict]:
 def series(df: pd.DataFrame):
     """(name, axis, rows) per deployment and load pattern, repeats averaged, each against
     its pattern's axis (patterns.common.Axis): closed-loop points against clients,
-    open-loop points against the request rate."""
+    open-loop points against the request rate. Where a level was repeated, rows also
+    hold the half width of each figure's 95 % interval (<figure>_ci_half, NaN for a level
+    run once)."""
     names = labels(df)
     for (deployment, name), g in df.groupby(["deployment", "pattern"]):
         axis = patterns.pattern(name).AXIS
         rows = g.groupby(axis.column, as_index=False).mean(numeric_only=True)
+        if confidence.repeated(g):
+            by_level = g.groupby(axis.column)
+            for metric in confidence.METRICS:
+                half = by_level[metric].agg(lambda v: confidence.interval(v)["half_width"])
+                rows[f"{metric}_ci_half"] = rows[axis.column].map(half)
         yield names[deployment] + axis.suffix, axis, rows
+
+
+def _interval(
+    ax, rows: pd.DataFrame, x: str, col: str, values: dict, scale: float = 1.0, **style
+) -> None:
+    """Error bars of `col`'s 95 % interval on `ax` (its values times `scale`), and its
+    ends in `values` (None where a level has no interval); nothing where no level was
+    repeated."""
+    half_col = f"{col}_ci_half"
+    if half_col not in rows:
+        return
+    mean, half = rows[col], rows[half_col]
+    values[f"{col}_ci_low"] = _plain_list(mean - half)
+    values[f"{col}_ci_high"] = _plain_list(mean + half)
+    shown = half.notna()
+    ax.errorbar(
+        rows.loc[shown, x],
+        mean[shown] * scale,
+        yerr=half[shown] * scale,
+        fmt="none",
+        capsize=3,
+        **style,
+    )
+
+
+def _plain_list(values: pd.Series) -> list:
+    """A column as a JSON-ready list: None for NaN."""
+    return [None if pd.isna(v) else float(v) for v in values]
 
 
 def _xlabel(df: pd.DataFrame) -> str:
@@ -117,8 +158,13 @@ def throughput(df: pd.DataFrame, out: str) -> dict:
             "request_throughput_rps": req,
             axis.knee_key: k,
         }
-        ax_tok.plot(x, tok, marker="o", label=label)
-        ax_req.plot(x, req, marker="o", label=label)
+        (line,) = ax_tok.plot(x, tok, marker="o", label=label)
+        ax_req.plot(x, req, marker="o", label=label, color=line.get_color())
+        for ax, col in (
+            (ax_tok, "output_token_throughput_tps"),
+            (ax_req, "request_throughput_rps"),
+        ):
+            _interval(ax, g, axis.column, col, data[label], ecolor=line.get_color())
         if k is not None:
             ax_tok.axvline(k, linestyle=":", color="grey")
             ax_tok.annotate(f"knee: {k:g} {axis.column}", (k, max(tok)), fontsize="small")
@@ -144,6 +190,7 @@ def latency(df: pd.DataFrame, out: str) -> dict:
                 data.setdefault(label, {x: g[x].tolist()})[col] = g[col].tolist()
                 name = label if stat == "p50" else "_nolegend_"  # each series named once
                 ax.plot(g[x], g[col] * MS, style, color=f"C{i}", marker="o", label=name)
+                _interval(ax, g, x, col, data[label], scale=MS, ecolor=f"C{i}")
         ax.set(xlabel=_xlabel(df), ylabel="milliseconds", title=title)
         _log2(ax)
     _legend(fig, axes[0], styles=True)
@@ -263,3 +310,42 @@ def distributions(records: list[dict], out: str, title: str) -> dict:
     fig.suptitle(title)
     _save(fig, out)
     return series
+
+
+# The panels of a point's time slices: (title, y label, [(slice key, line style, legend)]);
+# keys ending in _s are seconds, drawn in milliseconds.
+SLICE_PANELS = (
+    ("output tokens/s", "tokens/s", [("output_token_throughput_tps", "-", None)]),
+    ("requests/s", "successful requests/s", [("request_throughput_rps", "-", None)]),
+    ("TTFT", "milliseconds", [("ttft_p50_s", "-", "p50"), ("ttft_p99_s", "--", "p99")]),
+    ("E2E latency", "milliseconds", [("e2e_p50_s", "-", "p50"), ("e2e_p99_s", "--", "p99")]),
+)
+
+
+def time_slices(slices: list[dict], out: str, title: str) -> dict:
+    """One point over its measurement window (summary.json's slices, loadgen.stats): output
+    tokens/s, requests/s, TTFT and E2E p50 and p99 (ms) per slice, each drawn as a step
+    across its slice, so warm-up and degradation show; a slice without a finished request
+    leaves a gap in the latencies."""
+    edges = [s["start_s"] for s in slices] + [slices[-1]["end_s"]] if slices else []
+    data: dict = {"start_s": edges[:-1], "end_s": edges[1:]}
+    data["requests"] = [s["requests"] for s in slices]
+    fig, axes = plt.subplots(1, len(SLICE_PANELS), figsize=(15, 3.5))
+    for ax, (panel, ylabel, keys) in zip(axes, SLICE_PANELS, strict=True):
+        for key, style, label in keys:
+            values = [s[key] for s in slices]
+            data[key] = values
+            scale = MS if key.endswith("_s") else 1.0
+            shown = [math.nan if v is None else v * scale for v in values]
+            if shown:  # each value held across its slice: the last one repeated at the end
+                ax.step(edges, shown + shown[-1:], style, where="post", color="C0", label=label)
+        ax.set(xlabel="seconds into the window", ylabel=ylabel, title=panel)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        if len(keys) > 1 and slices:
+            ax.legend(fontsize="small")
+    if not slices:
+        axes[0].text(0.5, 0.5, "no measured request", transform=axes[0].transAxes, ha="center")
+    fig.suptitle(title)
+    _save(fig, out)
+    return data
