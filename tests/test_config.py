@@ -93,6 +93,7 @@ def test_sweep_points_are_models_times_clients():
         "pattern": "open",
         "clients": None,
         "rate": 0.5,
+        "time_scale": None,
         "repeat": 0,
         "load": "r0.5",
     }

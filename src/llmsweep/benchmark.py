@@ -14,7 +14,7 @@ from llmsweep.live.terminal import terminal
 from llmsweep.live.watch import PointWatch
 from llmsweep.loadgen import patterns, point_request
 from llmsweep.loadgen.stats import summarize
-from llmsweep.loadgen.workload import build_prompts
+from llmsweep.loadgen.workload import build_prompts, build_trace
 from llmsweep.metrics.gpu_info import gpu_info
 from llmsweep.metrics.push import push_summary
 from llmsweep.paths import RunPaths
@@ -90,16 +90,20 @@ def _run_point(
     """The point's steps: start it, follow it to the end, check it, describe it, publish."""
     client, llm = held["client_service"], held["llm_server"]
     seed = point_request.seed(settings["sweep"], point)
-    prompts = build_prompts(
-        settings["workload"], llm["url"], point["model"], seed, secret.headers_of(llm)
-    )
-    point_id = start_point(client, point_request.build(point, settings, prompts))
+    module = patterns.of(point)
+    args = (settings["workload"], llm["url"], point["model"], seed, secret.headers_of(llm))
+    if module.SCHEDULE:  # a trace: its rows are the prompts, and give the schedule
+        prompts, schedule = build_trace(*args)
+    else:
+        prompts, schedule = build_prompts(*args), None
+    point_id = start_point(client, point_request.build(point, settings, prompts, schedule))
     started_at = time.time()
     requests_path.parent.mkdir(parents=True, exist_ok=True)
     watch.begin()
     view = follow_point(client, point_id, requests_path, point, list(held.values()), watch)
-    slice_s = settings["sweep"]["slice_s"]
-    summary = summarize(read_records(requests_path), settings["slo"], slice_s)
+    records = read_records(requests_path)
+    summary = summarize(records, settings["slo"], settings["sweep"]["slice_s"])
+    summary |= module.figures([r for r in records if not r.get("warmup")])
     check_server_survived(summary, client, llm["url"], point, requests_path)
     summary["point"] = describe_point(point, settings, held, view, started_at)
     summary["client"] = view.get("client")

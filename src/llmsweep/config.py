@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from llmsweep import programs
+from llmsweep import programs, traces
 from llmsweep.models import DEMO_MODEL
 from llmsweep.util import is_file
 
@@ -481,6 +481,7 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(f"workload.prompt_file: {path} is not a readable file")
         if path.suffix not in (".jsonl", ".csv"):
             raise ConfigError(f"workload.prompt_file: {path} is neither .jsonl nor .csv")
+    _check_trace(sweep, workload)
     _check_monitoring_programs(cfg["monitoring"])
     if not cfg["models"] and not cfg["deployments"]:
         raise ConfigError("models: empty, and deployments too: nothing to run")
@@ -498,6 +499,23 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(
                 f"engines.llama_cpp.model_files.{model}: {files[model]} is not a readable file"
             )
+
+
+def _check_trace(sweep: dict, workload: dict) -> None:
+    """A trace goes with its time scales, and is read whole: a bad row or column fails the
+    config, not a point."""
+    if sweep["trace_scales"] and not workload["trace"]:
+        raise ConfigError("sweep.trace_scales: needs workload.trace, the trace to replay")
+    if workload["trace"] and not sweep["trace_scales"]:
+        raise ConfigError(
+            "workload.trace: given, but sweep.trace_scales is empty: list the time scales "
+            "to replay it at (1 is as recorded)"
+        )
+    if workload["trace"]:
+        try:
+            traces.read(workload["trace"])
+        except traces.TraceError as exc:
+            raise ConfigError(f"workload.trace: {exc}") from None
 
 
 def served_models(cfg: dict) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ import socket
 import time
 
 from llmsweep import deployments
-from llmsweep.loadgen import sweep
+from llmsweep.loadgen import patterns, sweep
 from llmsweep.paths import RunPaths
 from llmsweep.procs import pid_alive, start_time
 from llmsweep.util import read_json, write_json_atomic
@@ -18,7 +18,7 @@ from llmsweep.util import read_json, write_json_atomic
 # The driver's heartbeat is touched every 5 s (driver.keep_heartbeat): a minute without one
 # means it is gone.
 HEARTBEAT_STALE_S = 60.0
-POINT_KEYS = ("deployment", "model", "engine", "pattern", "clients", "rate", "repeat", "load")
+POINT_KEYS = ("deployment", "model", "engine", "pattern", *patterns.LEVEL_KEYS, "repeat", "load")
 
 
 def write_plan(paths: RunPaths, cfg: dict) -> dict:

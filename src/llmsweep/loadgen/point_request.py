@@ -12,14 +12,16 @@ config's sections:
 
 The rule: request[section][key] is config[section][key], for the keys that shape the
 point (its pattern's SETTINGS, warmup, client, and the workload keys in SENT_WORKLOAD),
-but for three things a point has where config has something else:
+but for the things a point has where config has something else:
 - sweep: the point's one level, named as the sweep point, summary and table name it (the
   pattern's LEVEL_KEY: `clients`, `rate`), where config has the list of levels
   (sweep.clients, sweep.rates);
 - sweep.seed: the point's seed, config's sweep.seed plus the repeat;
 - workload.prompts: the prompts as built, each with its max_tokens, where config has what
-  builds them (prompt, prompt_file, input_tokens, output_tokens, max_tokens). A caller of
-  the API may send workload.prompt (and workload.max_tokens) instead.
+  builds them (prompt, prompt_file, input_tokens, output_tokens, max_tokens, trace). A
+  caller of the API may send workload.prompt (and workload.max_tokens) instead;
+- a trace's schedule (its pattern's SCHEDULE keys in sweep: arrivals_s, session_ids), one
+  value per prompt, where config has the trace file (workload.trace).
 
 One source for the bounds: every key the request shares with config takes its type,
 bounds and default from config/schema.yaml, the authority on config keys, so a config
@@ -27,7 +29,8 @@ that validates is never refused by the client service later. A request is also h
 config's rules for any value (config.check_values: finite numbers, 64-bit integers, at
 most MAX_DEPTH levels, MAX_VALUES values and MAX_TEXT characters), which bounds its prompts
 and so its size (MAX_BODY_BYTES). Only what config has no key for is defined here: the
-prompts list and the pattern's choice.
+prompts list, a trace's schedule (llmsweep.traces holds a trace to these bounds) and the
+pattern's choice.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from types import ModuleType
 
 import jsonschema
 
-from llmsweep import config
+from llmsweep import config, traces
 from llmsweep.loadgen import patterns
 
 _NOT_BOUNDS = ("description", "x-pattern")
@@ -96,16 +99,38 @@ PROMPTS = {
         "properties": {"prompt": PROMPT, "max_tokens": MAX_TOKENS},
     },
 }
+# A trace's schedule: one value per row, as many as the request's prompts (a trace's rows
+# are its prompts). Five values a row in all, so fewer rows than prompts (traces.MAX_ROWS).
+SCHEDULE_KEYS = {
+    "arrivals_s": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": traces.MAX_ROWS,
+        "items": {"type": "number", "minimum": 0, "maximum": traces.MAX_ARRIVAL_S},
+        "description": "Each row's arrival, seconds from the replay's start at time scale 1.",
+    },
+    "session_ids": {
+        "type": "array",
+        "maxItems": traces.MAX_ROWS,
+        "items": {"type": ["string", "null"], "maxLength": traces.MAX_SESSION_CHARS},
+        "description": "Each row's session id (null for none), copied to its record.",
+    },
+}
 # The longest body of a request the API takes, as json.dumps writes it (the benchmark
 # rule's client, util.http_json): each character of text at most 12 bytes (one beyond the
-# Basic Multilingual Plane as a \u surrogate pair), each prompt's object around its text,
-# and the rest of the request within ENVELOPE_BYTES (tests/test_client_service.py checks
-# it with every other key at its longest). About 49 MB.
+# Basic Multilingual Plane as a \u surrogate pair), each prompt's object around its text
+# (with a trace, each row's arrival and session id besides), and the rest of the request
+# within ENVELOPE_BYTES (tests/test_client_service.py checks it with every other key at its
+# longest). About 49 MB.
 ESCAPED_CHAR_BYTES = 12
 PROMPT_FRAME_BYTES = len(json.dumps({"prompt": "", "max_tokens": MAX_TOKENS["maximum"]}) + ", ")
+LONGEST_NUMBER = -2.2250738585072014e-308  # as long as json.dumps writes a float
+TRACE_ROW_BYTES = PROMPT_FRAME_BYTES + len(json.dumps([LONGEST_NUMBER, None]))
 ENVELOPE_BYTES = 64 * 1024
 MAX_BODY_BYTES = (
-    ESCAPED_CHAR_BYTES * config.MAX_TEXT + PROMPT_FRAME_BYTES * MAX_PROMPTS + ENVELOPE_BYTES
+    ESCAPED_CHAR_BYTES * config.MAX_TEXT
+    + max(PROMPT_FRAME_BYTES * MAX_PROMPTS, TRACE_ROW_BYTES * traces.MAX_ROWS)
+    + ENVELOPE_BYTES
 )
 MAX_MESSAGE = 300  # characters of a refusal's reason
 
@@ -122,10 +147,15 @@ _Validator = jsonschema.validators.extend(
 
 
 def sweep_keys(module: ModuleType) -> dict:
-    """A pattern's request sweep keys with their schemas, from config/schema.yaml: its level
-    (an item of config's list of levels), then its SETTINGS."""
+    """A pattern's request sweep keys that config has, with their schemas from
+    config/schema.yaml: its level (an item of config's list of levels), then its SETTINGS."""
     level = _config_key("sweep", module.SWEEP_KEY, "[]", default=False)
     return {module.LEVEL_KEY: level} | {k: _config_key("sweep", k) for k in module.SETTINGS}
+
+
+def request_sweep_keys(module: ModuleType) -> dict:
+    """Every request sweep key of a pattern: sweep_keys, then its SCHEDULE."""
+    return sweep_keys(module) | {k: SCHEDULE_KEYS[k] for k in module.SCHEDULE}
 
 
 def _object(properties: dict, required=()) -> dict:
@@ -143,7 +173,7 @@ def _sweep_when(module: ModuleType) -> dict:
     named = {"properties": {"pattern": {"const": module.NAME}}}
     if module.NAME != patterns.DEFAULT:
         named["required"] = ["pattern"]
-    sweep = _object(sweep_keys(module), module.REQUIRED)
+    sweep = _object(request_sweep_keys(module), module.REQUIRED)
     return {"if": named, "then": {"properties": {"sweep": sweep}}}
 
 
@@ -190,10 +220,26 @@ def refusal(body, schema: dict) -> str | None:
         return _clip(str(exc))
     errors = list(_Validator(schema).iter_errors(body))
     if not errors:
-        return None
+        return _schedule_refusal(body) if "sweep" in body else None
     first = min(errors, key=lambda e: ([str(p) for p in e.absolute_path], e.message[:200]))
     where = ".".join(str(p) for p in first.absolute_path) or "body"
     return f"{where}: {_clip(first.message)}"
+
+
+def _schedule_refusal(body: dict) -> str | None:
+    """Why a valid point request's schedule does not fit its prompts: a trace's rows are its
+    prompts, one value of each SCHEDULE key per prompt."""
+    module = patterns.pattern(body.get("pattern", patterns.DEFAULT))
+    workload = body["workload"]
+    prompts = len(workload["prompts"]) if "prompts" in workload else 1
+    for key in module.SCHEDULE:
+        values = body["sweep"].get(key)
+        if values is not None and len(values) != prompts:
+            return (
+                f"sweep.{key}: {len(values):,} values for {prompts:,} prompts; a trace's "
+                "request has one prompt per row"
+            )
+    return None
 
 
 def _with_defaults(values: dict, keys: dict) -> dict:
@@ -210,7 +256,7 @@ def complete(body: dict) -> dict:
     prompts as a list, each with its max_tokens: what the load generator runs."""
     module = patterns.pattern(body.get("pattern", patterns.DEFAULT))
     sections = {
-        "sweep": sweep_keys(module),
+        "sweep": request_sweep_keys(module),
         "warmup": WARMUP,
         "workload": WORKLOAD,
         "client": CLIENT,
@@ -231,14 +277,16 @@ def seed(sweep: dict, point: dict) -> int:
     return sweep["seed"] + point["repeat"]
 
 
-def build(point: dict, settings: dict, prompts: list[dict]) -> dict:
+def build(point: dict, settings: dict, prompts: list[dict], schedule: dict | None = None) -> dict:
     """The request of a sweep point. `settings` holds the config's sweep (at least the
     point's pattern's SETTINGS), warmup, workload and client sections; `prompts` the
-    point's built prompts, each with its max_tokens."""
+    point's built prompts, each with its max_tokens; `schedule` its pattern's SCHEDULE keys
+    (a trace's, loadgen.workload.build_trace)."""
     module = patterns.of(point)
     sweep = {module.LEVEL_KEY: point[module.LEVEL_KEY]}
     sweep |= {k: settings["sweep"][k] for k in module.SETTINGS}
     sweep["seed"] = seed(settings["sweep"], point)
+    sweep |= {k: v for k, v in (schedule or {}).items() if k in module.SCHEDULE}
     workload = {"prompts": prompts} | {k: settings["workload"][k] for k in SENT_WORKLOAD}
     return {
         "pattern": module.NAME,

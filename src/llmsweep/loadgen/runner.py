@@ -135,15 +135,17 @@ async def _warm_up(send, warmup: dict, module, sweep: dict) -> None:
 def _sender(
     http, server: Server, workload: dict, on_record, in_flight: InFlight, silence, stop: Stop
 ):
-    """send(phase, **extra): one request with the next prompt; its record, with `extra` and
-    flagged warm-up or not, goes to `on_record`, also when the point's time runs out or it
-    stalls (not when it is cancelled)."""
+    """send(phase, prompt_index=None, **extra): one request with the next prompt (or the
+    prompt at `prompt_index`: a trace's row); its record, with `extra` and flagged warm-up
+    or not, goes to `on_record`, also when the point's time runs out or it stalls (not when
+    it is cancelled)."""
     protocol = for_engine(server.engine)
     prompts, api = workload["prompts"], workload["api"]
     order = itertools.count()
 
-    async def send(phase: str, **extra) -> None:
-        prompt = prompts[next(order) % len(prompts)]
+    async def send(phase: str, prompt_index: int | None = None, **extra) -> None:
+        index = next(order) if prompt_index is None else prompt_index
+        prompt = prompts[index % len(prompts)]
         body = protocol.body(
             api, server.model, prompt["prompt"], prompt["max_tokens"], workload["ignore_eos"]
         )

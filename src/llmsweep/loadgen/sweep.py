@@ -8,12 +8,12 @@ from llmsweep.loadgen import patterns
 
 def sweep_points(cfg: dict, of: list[dict] | None = None) -> list[dict]:
     """Every point of the sweep, in order: deployment (those `of`, else every one of the
-    config) x (each pattern's levels, in the order of patterns.PATTERNS: clients, then
-    rates) x repeat.
+    config) x (each pattern's levels, in the order of patterns.PATTERNS: clients, rates,
+    then trace time scales) x repeat.
 
     A point has its deployment's slug, model and engine, its pattern, every pattern's level
-    key (None but its own's), its repeat and `load`, its folder name: c<clients> or
-    r<rate>, with _rep<k> when repeated.
+    key (None but its own's), its repeat and `load`, its folder name: c<clients>,
+    r<rate> or t<time scale>, with _rep<k> when repeated.
     """
     sweep = cfg["sweep"]
     loads = [(m, level) for m in patterns.PATTERNS.values() for level in sweep[m.SWEEP_KEY]]
@@ -41,7 +41,8 @@ def point_settings(cfg: dict, point: dict) -> dict:
 
 
 def describe_load(point: dict) -> str:
-    """'with 4 clients' or 'at 2.5 requests/s', and the repeat when not the first."""
+    """'with 4 clients', 'at 2.5 requests/s' or 'at 2x the trace's speed', and the repeat
+    when not the first."""
     module = patterns.of(point)
     text = module.describe(point[module.LEVEL_KEY])
     return text + (f" (repeat {point['repeat']})" if point["repeat"] else "")

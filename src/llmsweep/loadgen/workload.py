@@ -1,5 +1,6 @@
 """The prompts of a point: one prompt, a prompt file, or synthetic prompts of a given
-token length built with the server's own tokenizer."""
+token length built with the server's own tokenizer; for a trace point, one prompt per row
+of the trace and the trace's schedule."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import random
 from pathlib import Path
 
+from llmsweep import traces
 from llmsweep.loadgen.point_request import MAX_PROMPTS, MAX_PROMPTS_TEXT, MAX_TOKENS, PROMPT
 from llmsweep.util import http_json
 
@@ -100,6 +102,29 @@ def _tokenizer(url: str, model: str, headers: dict | None = None):
     return tokenize, detokenize
 
 
+def _synthetic(tokenize, detokenize):
+    """make(rng, n, tag=None): a synthetic prompt of n tokens, cut at a random offset from
+    BASE_TEXT as the server's tokenizer splits it, each within the API's length. With a
+    `tag` (a trace's row), its first tokens spell the tag in the text's own tokens, so that
+    no two rows share a prefix a server could cache (the text repeats, and so would its
+    cuts)."""
+    base = tokenize(BASE_TEXT * 4)
+    digits = sorted(set(base))
+    width = 1
+    while len(digits) > 1 and len(digits) ** width < traces.MAX_ROWS:
+        width += 1
+
+    def make(rng: random.Random, n: int, tag: int | None = None) -> str:
+        start = rng.randrange(len(base))
+        tokens = [base[(start + i) % len(base)] for i in range(n)]
+        if tag is not None and len(digits) > 1:
+            spelled = [digits[tag // len(digits) ** k % len(digits)] for k in range(width)]
+            tokens[: min(n, width)] = spelled[: min(n, width)]
+        return detokenize(tokens)[: PROMPT["maxLength"]]
+
+    return make
+
+
 def build_prompts(
     workload: dict, llm_url: str, model: str, seed: int, headers: dict | None = None
 ) -> list[dict]:
@@ -109,14 +134,10 @@ def build_prompts(
     if workload["prompt_file"]:
         prompts = read_prompt_file(workload["prompt_file"])
     elif workload["input_tokens"]:
-        tokenize, detokenize = _tokenizer(llm_url, model, headers)
-        base = tokenize(BASE_TEXT * 4)
+        make = _synthetic(*_tokenizer(llm_url, model, headers))
         prompts, text = [], 0
         for _ in range(DISTINCT_PROMPTS):
-            n = _length(rng, workload["input_tokens"])
-            start = rng.randrange(len(base))
-            tokens = [base[(start + i) % len(base)] for i in range(n)]
-            prompt = detokenize(tokens)[: PROMPT["maxLength"]]
+            prompt = make(rng, _length(rng, workload["input_tokens"]))
             if prompts and text + len(prompt) > MAX_PROMPTS_TEXT:
                 break
             prompts.append({"prompt": prompt})
@@ -130,3 +151,36 @@ def build_prompts(
         else:
             p.setdefault("max_tokens", workload["max_tokens"])
     return prompts
+
+
+def build_trace(
+    workload: dict, llm_url: str, model: str, seed: int, headers: dict | None = None
+) -> tuple[list[dict], dict]:
+    """A trace point's prompts, one per row of workload.trace in its order (the row's own
+    text, or a synthetic prompt of its input tokens through the server's tokenizer, asked
+    with `headers`), each with max_tokens its output tokens; and its schedule, the trace
+    pattern's SCHEDULE keys (arrivals_s, and session_ids where the trace has sessions)."""
+    try:
+        rows = traces.read(workload["trace"])
+    except traces.TraceError as exc:
+        raise WorkloadError(f"workload.trace: {exc}") from None
+    rng = random.Random(seed)
+    make = None
+    prompts, text = [], 0
+    for i, row in enumerate(rows, start=1):
+        if row.prompt is not None:
+            prompt = row.prompt
+        else:
+            make = make or _synthetic(*_tokenizer(llm_url, model, headers))
+            prompt = make(rng, row.input_tokens, tag=i)
+        text += len(prompt) + len(row.session_id or "")
+        if text > MAX_PROMPTS_TEXT:  # a tokenizer of longer tokens than traces counts on
+            raise WorkloadError(
+                f"workload.trace: {workload['trace']}: row {i}: its prompts pass "
+                f"{MAX_PROMPTS_TEXT:,} characters, the most a point request takes; cut the trace"
+            )
+        prompts.append({"prompt": prompt, "max_tokens": row.output_tokens})
+    schedule = {"arrivals_s": [row.arrival_s for row in rows]}
+    if any(row.session_id is not None for row in rows):
+        schedule["session_ids"] = [row.session_id for row in rows]
+    return prompts, schedule

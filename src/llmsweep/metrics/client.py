@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-LABELS = ("run", "model", "clients", "rate", "engine")
+from llmsweep.loadgen.patterns import LEVEL_KEYS
+
+# A point's level under its pattern's key (clients, rate, time_scale), the others empty.
+LABELS = ("run", "model", *LEVEL_KEYS, "engine")
 # Latencies of LLM requests span milliseconds (a token) to minutes (a long answer in a queue).
 LATENCY_BUCKETS = (
     0.005,

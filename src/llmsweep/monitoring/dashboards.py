@@ -1,6 +1,6 @@
 """The Grafana dashboards, built in code with grafana-foundation-sdk, one per concern.
 
-  llmsweep-benchmark   what the client service measures, per model and load (clients or rate),
+  llmsweep-benchmark   what the client service measures, per model and load (its level),
                        and the per-point summaries pushed to the Pushgateway
   llmsweep-llm-server  the LLM server's own metrics (llama.cpp or vLLM) and its node
   llmsweep-client      the client service's node
@@ -24,13 +24,17 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.common import DataSourceRef
 
+from llmsweep.loadgen import patterns
 from llmsweep.metrics import queries
 
 OUT = Path(__file__).with_name("dashboards")
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 RUN = 'run="$run"'
 RI = "$__rate_interval"
-POINT = ("model", "clients", "rate")  # the labels that name a point (one of clients/rate is empty)
+# The labels that name a point: the model and each pattern's level (all but one empty).
+POINT = ("model", *patterns.LEVEL_KEYS)
+# A point in a legend: c4 r t for a closed-loop point of 4 clients.
+LEVELS_LEGEND = " ".join(m.PREFIX + "{{" + m.LEVEL_KEY + "}}" for m in patterns.PATTERNS.values())
 
 
 def _query(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
@@ -111,7 +115,7 @@ def _latency(name: str, title: str, sel: str) -> timeseries.Panel:
     q = [
         (
             queries.latency_quantile(p, name, sel, POINT, RI),
-            f"p{int(p * 100)} {{{{model}}}} c{{{{clients}}}} r{{{{rate}}}}",
+            f"p{int(p * 100)} {{{{model}}}} {LEVELS_LEGEND}",
         )
         for p in (0.5, 0.99)
     ]
@@ -132,7 +136,7 @@ def benchmark() -> gd.Dashboard:
             ("engine", "Engine", 'llmsweep_requests_total{job="llmsweep"}'),
         ],
     )
-    legend = "{{model}} c{{clients}} r{{rate}}"
+    legend = "{{model}} " + LEVELS_LEGEND
     board = (
         board.with_row(gd.Row("Live, per point"))
         .with_panel(_latency("ttft", "time to first token", sel))

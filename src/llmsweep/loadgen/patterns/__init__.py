@@ -10,6 +10,9 @@ Each module provides:
                         the regular expression of the level part
     SETTINGS            the sweep keys, in config and request, that shape a point besides
                         its level
+    SCHEDULE            the request's sweep keys config has no key for, one value per
+                        prompt of the request (a trace's arrivals); their bounds are
+                        point_request.SCHEDULE_KEYS
     REQUIRED            the request's sweep keys a request must give (every key's
                         bounds are config/schema.yaml's: loadgen.point_request)
     AXIS                how the report plots its points (common.Axis)
@@ -19,7 +22,9 @@ Each module provides:
     warmup_width(sweep) concurrent warm-up clients
     split(sweep, k, n)  worker k's share (of n processes) of the request's sweep section
     run(send, sweep)    the point's measured load, a coroutine; send(**extra) sends one
-                        request and records it with `extra`
+                        request with the request's next prompt and records it with
+                        `extra`; send(prompt_index=i, **extra) sends prompt i
+    figures(measured)   the pattern's own summary figures from the measured records
 
 A new pattern is a module here, listed in PATTERNS, and its keys in config/schema.yaml's
 sweep, its list of levels marked `x-pattern: <name>`.
@@ -29,9 +34,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from llmsweep.loadgen.patterns import closed, open
+from llmsweep.loadgen.patterns import closed, open, trace
 
-PATTERNS: dict[str, ModuleType] = {m.NAME: m for m in (closed, open)}
+PATTERNS: dict[str, ModuleType] = {m.NAME: m for m in (closed, open, trace)}
 # The pattern of a request that names none, and of summaries written before there were two.
 DEFAULT = closed.NAME
 LEVEL_KEYS = tuple(m.LEVEL_KEY for m in PATTERNS.values())

@@ -16,9 +16,16 @@ PREFIX = "c"  # folder c4
 LEVEL_REGEX = "[0-9]+"
 # The sweep keys (config and request) that shape a point, its level aside.
 SETTINGS = ("requests_per_client", "duration_s", "max_point_duration_s", "seed")
+# The request's sweep keys that config has no key for (a trace's schedule): none.
+SCHEDULE = ()
 # The request's sweep keys a request must give (their bounds are config's).
 REQUIRED = ("clients", "requests_per_client")
 AXIS = Axis("clients", "concurrent clients", "", "knee_clients", "clients")
+
+
+def figures(measured: list[dict]) -> dict:
+    """The pattern's own summary figures: none beyond every pattern's."""
+    return {}
 
 
 def level_text(clients: int) -> str:

@@ -18,9 +18,16 @@ PREFIX = "r"  # folder r2.5
 LEVEL_REGEX = "[0-9.]+"
 # The sweep keys (config and request) that shape a point, its level aside.
 SETTINGS = ("arrival", "requests", "max_concurrency", "duration_s", "max_point_duration_s", "seed")
+# The request's sweep keys that config has no key for (a trace's schedule): none.
+SCHEDULE = ()
 # The request's sweep keys a request must give (their bounds are config's).
 REQUIRED = ("rate", "requests")
 AXIS = Axis("rate", "requests/s", " (open loop)", "knee_rate", "requests/s")
+
+
+def figures(measured: list[dict]) -> dict:
+    """The pattern's own summary figures: none beyond every pattern's."""
+    return {}
 
 
 def level_text(rate: float) -> str:
