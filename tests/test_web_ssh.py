@@ -284,13 +284,32 @@ def test_launch_queue_cancel_and_logs_over_ssh_on_slurm(cluster, web, sshd, tmp_
         wait_until(lambda: probe not in squeue_ids(), 60, "the probe job to go", max_delay=1)
         probe = None
 
+        charted: dict = {}
+
         def ended():
+            if not charted:  # the run page's charts, through the SSH connection's tunnel
+                status, body = call(f"{api}/charts", server.token)
+                data = json.loads(body)
+                if data.get("available") and any(c["series"] for c in data["charts"]):
+                    status, body = call(f"{api}/monitoring", server.token)
+                    charted.update(data, links=json.loads(body))
             status, body = call(f"{api}/progress", server.token)
             info = json.loads(body)
             return info if info["state"] != "running" else None
 
         info = wait_until(ended, 600, "the run to end", max_delay=2)
         assert info["state"] == "finished", info["log_tail"]
+        # The charts came from the run's Prometheus (its token fetched over SSH) through a
+        # tunnel: a local port of the SSH connection, not the service job's address.
+        assert charted, "no chart with data while the run went"
+        links = charted["links"]
+        assert links["tunnel"] is True and links["prometheus"]["url"] == charted["prometheus"]
+        assert charted["prometheus"].startswith("http://127.0.0.1:")
+        assert charted["prometheus"] != links["prometheus"]["remote_url"]
+        assert links["prometheus"]["user"] == "llmsweep"  # its login, shown on the page
+        assert links["prometheus"]["password_file"].endswith(f"{RUN}/services/secret")
+        token = (workdir / "results" / RUN / "services" / "secret").read_text().strip()
+        assert token not in json.dumps(charted)  # the browser is never sent the token
         assert info["percent"] == 100 and info["done"] == 2
         status, log = call(f"{server.base}/runs/{RUN}/view?path=launch/driver.log", server.token)
         assert status == 200 and b"steps (100%) done" in log
