@@ -208,6 +208,16 @@ def client_app(config: dict):
     return app
 
 
+def run_point(server, body: dict) -> tuple[list[dict], dict]:
+    """One point request run by an in-process client service against `server` (a stub),
+    followed to its end: its records and last view."""
+    app = client_app({"UPSTREAM": server.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
+    c = app.test_client()
+    r = c.post("/benchmark", json=body)
+    assert r.status_code == 202, r.get_json()
+    return follow(c, r.get_json()["id"])
+
+
 @contextlib.contextmanager
 def llama_server(parallel: int, slot_context: int = 128):
     """llama-server with the demo model on the CPU, on a free port of 127.0.0.1, with

@@ -10,21 +10,13 @@ import sys
 import psutil
 import pytest
 
-from helpers import client_app, follow
+from helpers import run_point
 from llmsweep import config
 from llmsweep.loadgen import point_request, workload
 from llmsweep.loadgen.stats import summarize
 from llmsweep.loadgen.stub_server import STATE, StubServer
 from llmsweep.loadgen.workload import WorkloadError, build_prompts, read_prompt_file
 from llmsweep.util import wait_until
-
-
-def run_point(server, body):
-    app = client_app({"UPSTREAM": server.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
-    c = app.test_client()
-    r = c.post("/benchmark", json=body)
-    assert r.status_code == 202, r.get_json()
-    return follow(c, r.get_json()["id"])
 
 
 def test_closed_loop_1000_clients_no_cap_no_errors():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from helpers import client_app, follow
+from helpers import client_app, follow, run_point
 from llmsweep import config, traces
 from llmsweep.loadgen import patterns, point_request, workers, workload
 from llmsweep.loadgen.patterns import trace
@@ -29,14 +29,6 @@ def trace_config(path, **sweep) -> dict:
         "sweep": {"clients": [], "trace_scales": [1, 2], **sweep},
         "workload": {"trace": str(path)},
     }
-
-
-def run_point(server, body):
-    app = client_app({"UPSTREAM": server.url, "MODEL": "stub", "ENGINE": "openai", "RUN": "t"})
-    c = app.test_client()
-    r = c.post("/benchmark", json=body)
-    assert r.status_code == 202, r.get_json()
-    return follow(c, r.get_json()["id"])
 
 
 # -- reading --------------------------------------------------------------------------------
