@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from llmsweep import programs, traces
+from llmsweep import datasets, programs, traces
 from llmsweep.models import DEMO_MODEL
 from llmsweep.util import is_file
 
@@ -482,6 +482,8 @@ def _check_semantics(cfg: dict) -> None:
         if path.suffix not in (".jsonl", ".csv"):
             raise ConfigError(f"workload.prompt_file: {path} is neither .jsonl nor .csv")
     _check_trace(sweep, workload)
+    _check_dataset(workload)
+    _check_shared_prefix(workload)
     _check_monitoring_programs(cfg["monitoring"])
     if not cfg["models"] and not cfg["deployments"]:
         raise ConfigError("models: empty, and deployments too: nothing to run")
@@ -516,6 +518,42 @@ def _check_trace(sweep: dict, workload: dict) -> None:
             traces.read(workload["trace"])
         except traces.TraceError as exc:
             raise ConfigError(f"workload.trace: {exc}") from None
+
+
+def _check_dataset(workload: dict) -> None:
+    """A dataset is one source of prompts, and is read whole: a bad entry fails the config,
+    not a point."""
+    if not workload["dataset"]:
+        return
+    others = [k for k in ("prompt_file", "input_tokens") if workload[k]]
+    if others:
+        raise ConfigError(
+            f"workload.dataset: given with workload.{others[0]}; choose one source of prompts"
+        )
+    try:
+        datasets.read(workload["dataset"])
+    except datasets.DatasetError as exc:
+        raise ConfigError(f"workload.dataset: {exc}") from None
+
+
+def _check_shared_prefix(workload: dict) -> None:
+    """A shared prefix is of synthetic prompts, and counts within their lengths: below
+    input_tokens.mean, so a prompt of the mean length has a part of its own."""
+    prefix = workload["shared_prefix_tokens"]
+    if not prefix:
+        return
+    if not workload["input_tokens"] or workload["prompt_file"] or workload["dataset"]:
+        raise ConfigError(
+            "workload.shared_prefix_tokens: needs synthetic prompts (workload.input_tokens, "
+            "without prompt_file or dataset)"
+        )
+    mean = workload["input_tokens"]["mean"]
+    if prefix >= mean:
+        raise ConfigError(
+            f"workload.shared_prefix_tokens: {prefix} is not below workload.input_tokens.mean "
+            f"({mean}); the prefix counts within each prompt's length, which needs a part of "
+            "its own"
+        )
 
 
 def served_models(cfg: dict) -> dict[str, list[str]]:

@@ -18,8 +18,9 @@ but for the things a point has where config has something else:
   (sweep.clients, sweep.rates);
 - sweep.seed: the point's seed, config's sweep.seed plus the repeat;
 - workload.prompts: the prompts as built, each with its max_tokens, where config has what
-  builds them (prompt, prompt_file, input_tokens, output_tokens, max_tokens, trace). A
-  caller of the API may send workload.prompt (and workload.max_tokens) instead;
+  builds them (prompt, prompt_file, dataset, dataset_samples, input_tokens,
+  shared_prefix_tokens, output_tokens, max_tokens, trace). A caller of the API may send
+  workload.prompt (and workload.max_tokens) instead;
 - a trace's schedule (its pattern's SCHEDULE keys in sweep: arrivals_s, session_ids), one
   value per prompt, where config has the trace file (workload.trace).
 

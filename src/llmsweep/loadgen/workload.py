@@ -1,15 +1,18 @@
-"""The prompts of a point: one prompt, a prompt file, or synthetic prompts of a given
-token length built with the server's own tokenizer; for a trace point, one prompt per row
-of the trace and the trace's schedule."""
+"""The prompts of a point: one prompt, a prompt file, a conversation dataset's first
+turns, or synthetic prompts of a given token length (optionally sharing a prefix) built
+with the server's own tokenizer; for a trace point, one prompt per row of the trace and
+the trace's schedule."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import random
+import sys
 from pathlib import Path
 
-from llmsweep import traces
+from llmsweep import datasets, traces
 from llmsweep.loadgen.point_request import MAX_PROMPTS, MAX_PROMPTS_TEXT, MAX_TOKENS, PROMPT
 from llmsweep.util import http_json
 
@@ -25,6 +28,9 @@ BASE_TEXT = (
     "grey water, their lights moving slowly from north to south. In winter the wind came "
     "from the sea for weeks on end, and salt crusted the windows of the lantern room. "
 )
+# A dataset answer's length where the server has no tokenizer: characters a token, the
+# usual estimate for English text.
+CHARS_PER_TOKEN = 4
 
 
 class WorkloadError(ValueError):
@@ -102,42 +108,98 @@ def _tokenizer(url: str, model: str, headers: dict | None = None):
     return tokenize, detokenize
 
 
-def _synthetic(tokenize, detokenize):
+def _synthetic(tokenize, detokenize, prefix_tokens: int = 0):
     """make(rng, n, tag=None): a synthetic prompt of n tokens, cut at a random offset from
     BASE_TEXT as the server's tokenizer splits it, each within the API's length. With a
-    `tag` (a trace's row), its first tokens spell the tag in the text's own tokens, so that
-    no two rows share a prefix a server could cache (the text repeats, and so would its
-    cuts)."""
+    `tag` (a trace's row, a prompt's index), the first tokens after the prefix spell the tag
+    in the text's own tokens, so that no two share more than the prefix a server could
+    cache (the text repeats, and so would its cuts). With `prefix_tokens`, every prompt
+    starts with the same that many tokens (BASE_TEXT's first, cut as the tokenizer splits
+    it), counted within its n."""
     base = tokenize(BASE_TEXT * 4)
     digits = sorted(set(base))
     width = 1
     while len(digits) > 1 and len(digits) ** width < traces.MAX_ROWS:
         width += 1
+    prefix = [base[i % len(base)] for i in range(prefix_tokens)]
 
     def make(rng: random.Random, n: int, tag: int | None = None) -> str:
+        own = max(0, n - len(prefix))
         start = rng.randrange(len(base))
-        tokens = [base[(start + i) % len(base)] for i in range(n)]
+        tokens = [base[(start + i) % len(base)] for i in range(own)]
         if tag is not None and len(digits) > 1:
             spelled = [digits[tag // len(digits) ** k % len(digits)] for k in range(width)]
-            tokens[: min(n, width)] = spelled[: min(n, width)]
-        return detokenize(tokens)[: PROMPT["maxLength"]]
+            tokens[: min(own, width)] = spelled[: min(own, width)]
+        return detokenize(prefix + tokens)[: PROMPT["maxLength"]]
 
     return make
+
+
+def _dataset_prompts(
+    workload: dict, rng: random.Random, llm_url: str, model: str, headers: dict | None
+) -> list[dict]:
+    """workload.dataset_samples conversations of workload.dataset drawn with `rng` (the
+    point's seed, so a re-run sends the same), as many as a point's text takes: each its
+    first human turn, with max_tokens its answer's length in the server's tokens (or, where
+    the server has no tokenizer, CHARS_PER_TOKEN characters a token)."""
+    try:
+        dataset = datasets.read(workload["dataset"])
+    except datasets.DatasetError as exc:
+        raise WorkloadError(f"workload.dataset: {exc}") from None
+    drawn = rng.sample(dataset.pairs, min(workload["dataset_samples"], len(dataset.pairs)))
+    pairs, text = [], 0
+    for pair in drawn:
+        if pairs and text + len(pair.prompt) > MAX_PROMPTS_TEXT:
+            break
+        pairs.append(pair)
+        text += len(pair.prompt)
+    print(
+        f"workload.dataset: {datasets.summary(workload['dataset'], dataset)}; "
+        f"{len(pairs):,} sampled",
+        file=sys.stderr,
+    )
+    lengths = _answer_lengths([p.answer for p in pairs], llm_url, model, headers)
+    return [{"prompt": p.prompt, "max_tokens": n} for p, n in zip(pairs, lengths, strict=True)]
+
+
+def _answer_lengths(answers: list[str], llm_url: str, model: str, headers) -> list[int]:
+    """Each answer's length in the server's tokens, within MAX_TOKENS' bounds; estimated at
+    CHARS_PER_TOKEN characters a token where the server has no tokenizer (/tokenize)."""
+    tokenize, _ = _tokenizer(llm_url, model, headers)
+    try:
+        counts = [len(tokenize(answers[0]))]
+    except WorkloadError:
+        print(
+            f"workload.dataset: {llm_url} has no tokenizer (/tokenize): answer lengths "
+            f"estimated at {CHARS_PER_TOKEN} characters a token",
+            file=sys.stderr,
+        )
+        counts = [math.ceil(len(a) / CHARS_PER_TOKEN) for a in answers]
+    else:
+        counts += [len(tokenize(a)) for a in answers[1:]]
+    return [min(max(MAX_TOKENS["minimum"], n), MAX_TOKENS["maximum"]) for n in counts]
 
 
 def build_prompts(
     workload: dict, llm_url: str, model: str, seed: int, headers: dict | None = None
 ) -> list[dict]:
     """The point's prompts, each with its max_tokens (the server's tokenizer asked with
-    `headers`, the run's token)."""
+    `headers`, the run's token). Synthetic prompts with workload.shared_prefix_tokens share
+    that many leading tokens, counted within their lengths, which are at least one more
+    (config holds the prefix below input_tokens.mean)."""
     rng = random.Random(seed)
+    prefix = workload.get("shared_prefix_tokens") or 0
     if workload["prompt_file"]:
         prompts = read_prompt_file(workload["prompt_file"])
+    elif workload.get("dataset"):
+        prompts = _dataset_prompts(workload, rng, llm_url, model, headers)
     elif workload["input_tokens"]:
-        make = _synthetic(*_tokenizer(llm_url, model, headers))
+        make = _synthetic(*_tokenizer(llm_url, model, headers), prefix_tokens=prefix)
         prompts, text = [], 0
-        for _ in range(DISTINCT_PROMPTS):
-            prompt = make(rng, _length(rng, workload["input_tokens"]))
+        for i in range(DISTINCT_PROMPTS):
+            n = _length(rng, workload["input_tokens"])
+            # With a prefix, each prompt keeps a part of its own, starting with its index.
+            prompt = make(rng, max(prefix + 1, n), tag=i) if prefix else make(rng, n)
             if prompts and text + len(prompt) > MAX_PROMPTS_TEXT:
                 break
             prompts.append({"prompt": prompt})
