@@ -18,7 +18,8 @@ followed by benchmark.follow_point; alternately without the live view and with i
 the same run, and prints the load generator's figures of both, their ratio, and the CPU
 time the live view itself took in the following process (ms per second of the point).
 
-Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32] [--servebench PATH]
+Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32] [--loops asyncio,uvloop]
+                                          [--servebench PATH]
        .venv/bin/python bench/loadgen.py --live [--seconds 5] [--repeats 2]
 """
 
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import itertools
 import json
 import os
 import subprocess
@@ -41,7 +43,7 @@ from llmsweep import secret
 from llmsweep.benchmark import follow_point, start_point
 from llmsweep.live.terminal import Terminal
 from llmsweep.live.watch import PointWatch
-from llmsweep.loadgen import point_request, runner
+from llmsweep.loadgen import point_request, runner, session
 from llmsweep.loadgen.session import InFlight, raise_fd_limit
 from llmsweep.paths import RunPaths
 from llmsweep.util import free_port, http_json, http_ok, wait_until
@@ -69,12 +71,17 @@ def point_body(clients: int, seconds: float, tokens: int) -> dict:
     }
 
 
-def measure(url: str, clients: int, seconds: float, tokens: int) -> dict:
+def measure(url: str, clients: int, seconds: float, tokens: int, loop: str = "uvloop") -> dict:
+    """One level run in this process on event loop `loop` (uvloop, or asyncio's own)."""
     records: list[dict] = []
     request = point_request.complete(point_body(clients, seconds, tokens))
     server = runner.Server(url, "openai", "stub")
     _, before = http_json(url + "/stats")
-    stats = asyncio.run(runner.run(server, request, records.append, threading.Event(), InFlight()))
+    point = runner.run(server, request, records.append, threading.Event(), InFlight())
+    if loop == "uvloop":
+        stats = session.run(point)
+    else:
+        stats = asyncio.run(point)
     _, after = http_json(url + "/stats")
     ok = [r for r in records if r["ok"]]
     wall = stats["wall_s"]
@@ -244,6 +251,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--servebench", help="path of a servebench binary to compare with")
     parser.add_argument(
+        "--loops",
+        default="asyncio,uvloop",
+        help="the event loops to measure each level on, in turn (asyncio: Python's own)",
+    )
+    parser.add_argument(
         "--live", action="store_true", help="measure the live view's cost (see the docstring)"
     )
     parser.add_argument("--repeats", type=int, default=2, help="--live: runs per level and mode")
@@ -267,15 +279,15 @@ def main() -> None:
             return
         peer = "  servebench req/s  TTFT p50  llmsweep/servebench" if args.servebench else ""
         print(
-            f"{'clients':>8} {'req/s':>9} {'chunks/s':>10} {'errors':>7} {'gen CPU':>8}"
-            f" {'TTFT p50':>9} {'added':>9}{peer}"
+            f"{'clients':>8} {'loop':>8} {'req/s':>9} {'chunks/s':>10} {'errors':>7}"
+            f" {'gen CPU':>8} {'TTFT p50':>9} {'added':>9}{peer}"
         )
-        for clients in LEVELS:
-            m = measure(url, clients, args.seconds, args.tokens)
+        for clients, loop in itertools.product(LEVELS, args.loops.split(",")):
+            m = measure(url, clients, args.seconds, args.tokens, loop)
             added = f"{m['added_ms']:7.3f}ms" if clients == 1 else ""
             line = (
-                f"{m['clients']:>8} {m['req_s']:>9.0f} {m['chunks_s']:>10.0f} {m['errors']:>7}"
-                f" {m['cpu_share']:>7.0%} {m['ttft_p50_ms']:>7.2f}ms {added:>9}"
+                f"{m['clients']:>8} {loop:>8} {m['req_s']:>9.0f} {m['chunks_s']:>10.0f}"
+                f" {m['errors']:>7} {m['cpu_share']:>7.0%} {m['ttft_p50_ms']:>7.2f}ms {added:>9}"
             )
             if args.servebench:
                 p = servebench(args.servebench, url, clients, args.seconds, args.tokens)

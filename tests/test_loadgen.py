@@ -1,6 +1,7 @@
 """Load patterns, warm-up and workloads, against a fast local streaming stub (the real
 server's checks are in test_workflow)."""
 
+import asyncio
 import json
 import math
 import os
@@ -12,7 +13,7 @@ import pytest
 
 from helpers import run_point
 from llmsweep import config
-from llmsweep.loadgen import point_request, workload
+from llmsweep.loadgen import point_request, session, workload
 from llmsweep.loadgen.stats import summarize
 from llmsweep.loadgen.stub_server import STATE, StubServer
 from llmsweep.loadgen.workload import WorkloadError, build_prompts, read_prompt_file
@@ -289,3 +290,24 @@ def test_a_points_workers_stop_when_the_client_service_is_killed(tmp_path):
         finally:
             proc.kill()
             proc.wait()
+
+
+def test_the_load_runs_on_uvloop_and_the_point_says_so():
+    body = {
+        "sweep": {"clients": 2, "requests_per_client": 3},
+        "workload": {"prompt": "x", "max_tokens": 2},
+        "client": {"workers": 2},
+    }
+    with StubServer(gap_s=0.001) as stub:
+        records, view = run_point(stub, body)
+    assert len(records) == 6 and all(r["ok"] for r in records)
+    assert session.EVENT_LOOP == "uvloop" and view["client"]["event_loop"] == "uvloop"
+
+
+def test_without_uvloop_the_load_runs_on_asyncios_own_loop(monkeypatch):
+    monkeypatch.setattr(session, "uvloop", None)
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert session.run(loop_module()).startswith("asyncio")

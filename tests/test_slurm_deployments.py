@@ -94,6 +94,8 @@ def running_status(workdir, proc) -> list[str] | None:
     """`llmsweep status` once it shows a point running and its server's job; None before."""
     if proc.poll() is not None:
         raise AssertionError("the sweep ended before a point was seen running")
+    if not (workdir / "results" / RUN / "services").is_dir():
+        return None  # the run's first service not started yet: status knows no such run
     lines = status(workdir)
     shown = "\n".join(lines)
     if "running:" in lines and re.search(r"llm_server\.\S+: RUNNING, job \d+", shown):

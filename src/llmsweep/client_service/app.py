@@ -24,7 +24,6 @@ with wait=0) and QUERIES queries run at once (more get 429), which leaves thread
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
@@ -151,7 +150,7 @@ def _query():
                 http, upstream(), protocol, params["api"], body, keep_text=True
             )
 
-    rec = asyncio.run(one())
+    rec = session.run(one())
     return jsonify(rec), (200 if rec["ok"] else 502)
 
 

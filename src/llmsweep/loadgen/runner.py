@@ -227,6 +227,7 @@ def client_figures(cpu: float, wall: float, lag: list[float], stop: Stop) -> dic
         "loop_lag_max_s": lag[-1] if lag else None,
         "timed_out": stop.reason == Stop.TIME,
         "stopped_on_stall": stop.reason == Stop.STALL,
+        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
     reasons = []
     if stats["cpu_share"] > SATURATED_CPU_SHARE:

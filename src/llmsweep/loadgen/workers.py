@@ -14,14 +14,13 @@ so the caller sees one point.
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing as mp
 import queue as queue_module
 import sys
 import time
 from multiprocessing import forkserver
 
-from llmsweep.loadgen import patterns, runner
+from llmsweep.loadgen import patterns, runner, session
 from llmsweep.loadgen.patterns.common import share
 from llmsweep.loadgen.session import InFlight, raise_fd_limit
 
@@ -77,7 +76,7 @@ def _child(server: runner.Server, request: dict, out, stop, parent, k: int) -> N
         out.put(("silent", (k, seconds)))
 
     try:
-        stats = asyncio.run(runner.run(server, request, record, cancel, in_flight, silent))
+        stats = session.run(runner.run(server, request, record, cancel, in_flight, silent))
         out.put(("done", (k, stats)))
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         out.put(("failed", (k, f"{type(exc).__name__}: {exc}")))
@@ -177,4 +176,5 @@ def _merge(stats: list[dict], n: int) -> dict:
         "stopped_on_stall": any(s["stopped_on_stall"] for s in stats),
         "saturated": any(s["saturated"] for s in stats),
         "warning": warnings[0] if warnings else None,
+        "event_loop": stats[0]["event_loop"] if stats else session.EVENT_LOOP,
     }
