@@ -58,7 +58,9 @@ def test_two_deployments_at_a_time_each_server_stopped_after_its_last_point(clus
     assert re.search(r"^  llm_server\.\S+: RUNNING, job \d+, http://", "\n".join(running), re.M)
     finished = status(tmp_path)
     assert finished[0].startswith(f"run {RUN}: finished"), finished
-    assert finished[1] == f"sweep {RUN}: 4/4 points done", finished
+    points = len(list((tmp_path / "results" / RUN / "bench").glob("*/*/summary.json")))
+    assert points == 8  # 4 deployments x 2 client counts
+    assert finished[1] == f"sweep {RUN}: 8/8 points done", finished
     assert "running:" not in finished and not [x for x in finished if "RUNNING" in x], finished
 
     servers = server_jobs(RUN, first)
