@@ -218,14 +218,19 @@ def test_cli_status_and_stop_all(env, tmp_path):
     assert not pid_alive(gw["pid"])
 
 
-@pytest.mark.e2e
-def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
-    cfg, paths, ctl = env
+def monitored_pushgateway(cfg: dict, paths, ctl) -> tuple[dict, dict]:
+    """The Pushgateway with its node and GPU exporters beside it, and Prometheus scraping
+    every second: their leases."""
     cfg["monitoring"]["scrape_interval_s"] = 1
     spec = definitions.pushgateway(cfg, paths)
     spec["sidecars"] = definitions.exporters(cfg, paths, "pushgateway", "pushgateway", gpu=True)
-    gw = ctl.ensure(spec)
-    prom = ctl.ensure(definitions.prometheus(cfg, paths))
+    return ctl.ensure(spec), ctl.ensure(definitions.prometheus(cfg, paths))
+
+
+@pytest.mark.e2e
+def test_exporters_run_beside_a_service_and_prometheus_scrapes_them(env):
+    cfg, paths, ctl = env
+    gw, prom = monitored_pushgateway(cfg, paths, ctl)
     node = json.loads((paths.targets / "service-node-pushgateway.json").read_text())[0]
     assert node["labels"]["role"] == "pushgateway" and node["labels"]["node"]
     assert node["targets"][0].startswith("127.0.0.1:")
@@ -266,11 +271,7 @@ def test_the_monitoring_services_are_the_runs_alone(env):
     0600 file, never on a command line); Prometheus's own scrapes carry it (every target
     up)."""
     cfg, paths, ctl = env
-    cfg["monitoring"]["scrape_interval_s"] = 1
-    spec = definitions.pushgateway(cfg, paths)
-    spec["sidecars"] = definitions.exporters(cfg, paths, "pushgateway", "pushgateway", gpu=True)
-    gw = ctl.ensure(spec)
-    prom = ctl.ensure(definitions.prometheus(cfg, paths))
+    gw, prom = monitored_pushgateway(cfg, paths, ctl)
     token = secret.read(paths.secret)
     assert os.stat(paths.secret).st_mode & 0o777 == 0o600
     assert os.stat(paths.web_config).st_mode & 0o777 == 0o600
