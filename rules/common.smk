@@ -6,6 +6,7 @@ import warnings
 from llmsweep import config as llmsweep_config
 from llmsweep import deployments as llmsweep_deployments
 from llmsweep import gpus as llmsweep_gpus
+from llmsweep import util as llmsweep_util
 from llmsweep.loadgen import patterns as load_patterns
 from llmsweep.loadgen import sweep as llmsweep_sweep
 from llmsweep.paths import RunPaths
@@ -99,19 +100,42 @@ def all_deployment_records():
     return [str(PATHS.deployment_record(slug)) for slug in DEPLOYMENTS]
 
 
-def all_summaries():
-    """Every point's summary.json (written by its deployment's job)."""
-    return [str(PATHS.summary(slug, load)) for slug, load in POINTS]
+def deployment_loads(slug):
+    """The loads (folder names) of deployment `slug`'s points, in order: its listed ones,
+    and with sweep.search those its capacity search ran, known once its job (a checkpoint)
+    wrote its record."""
+    if not config["sweep"]["search"]:
+        return [load for s, load in POINTS if s == slug]
+    record = checkpoints.deployment.get(deployment=slug).output.record
+    return llmsweep_util.read_json(record)["points"]
 
 
-def all_point_plots():
+def all_summaries(wildcards, input):
+    """Every point's summary.json (written by its deployment's job), from the deployment
+    records that are the points_table rule's input."""
+    return [
+        str(PATHS.summary(record["slug"], load))
+        for record in map(llmsweep_util.read_json, input.records)
+        for load in record["points"]
+    ]
+
+
+def all_point_plots(wildcards):
     """Every point's distributions plot."""
-    return [str(PATHS.point_plot(slug, load)) for slug, load in POINTS]
+    return [
+        str(PATHS.point_plot(slug, load))
+        for slug in DEPLOYMENTS
+        for load in deployment_loads(slug)
+    ]
 
 
-def all_slice_plots():
+def all_slice_plots(wildcards):
     """Every point's time slices plot."""
-    return [str(PATHS.point_slices_plot(slug, load)) for slug, load in POINTS]
+    return [
+        str(PATHS.point_slices_plot(slug, load))
+        for slug in DEPLOYMENTS
+        for load in deployment_loads(slug)
+    ]
 
 
 def interval_table():
@@ -151,7 +175,8 @@ def deployment_label(wildcards):
 
 
 def point_loads(wildcards):
-    """The loads (folder names) of the deployment's points, in order."""
+    """The loads (folder names) of the deployment's listed points, in order (a capacity
+    search adds its own as it runs)."""
     return [load for slug, load in POINTS if slug == wildcards.deployment]
 
 
@@ -176,8 +201,14 @@ def baseline_table(wildcards):
 
 
 def point_of(wildcards):
-    """The sweep point (deployment, pattern, clients or rate, repeat) behind the wildcards."""
-    return POINTS[(wildcards.deployment, wildcards.load)]
+    """The sweep point (deployment, pattern, clients or rate, repeat) behind the wildcards:
+    a listed one, or one a capacity search ran."""
+    key = (wildcards.deployment, wildcards.load)
+    if key in POINTS:
+        return POINTS[key]
+    return llmsweep_sweep.searched_point(
+        config, DEPLOYMENTS[wildcards.deployment], wildcards.load
+    )
 
 
 def describe(wildcards):

@@ -4,7 +4,9 @@ localrules:
     deployment,
 
 
-rule deployment:
+# A checkpoint: a capacity search (sweep.search) picks its points as it runs, and the
+# report learns them from the record.
+checkpoint deployment:
     input:
         unpack(monitoring_leases),
     output:

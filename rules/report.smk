@@ -33,7 +33,7 @@ rule points_table:
     conda:
         "../envs/llmsweep.yaml"
     params:
-        summaries=all_summaries(),
+        summaries=all_summaries,
         run_dir=run_dir_of_table,
         config=config,
     message:
@@ -87,8 +87,8 @@ rule report:
         table=rules.points_table.output.table,
         deployments=rules.points_table.output.deployments,
         metadata=rules.points_table.output.metadata,
-        point_plots=all_point_plots(),
-        slice_plots=all_slice_plots(),
+        point_plots=all_point_plots,
+        slice_plots=all_slice_plots,
     output:
         throughput=report(
             report_file("throughput.png"),

@@ -14,7 +14,8 @@ from llmsweep.util import read_json, write_json_atomic  # noqa: E402
 sm = snakemake  # noqa: F821
 # Summaries are no rule's output (the deployment records are): they come as a param.
 summary_paths = list(sm.params.summaries)
-points = write_table(summary_paths, sm.output.table, sm.output.parquet)
+roles = deployments.search_roles(list(sm.input.records))
+points = write_table(summary_paths, sm.output.table, sm.output.parquet, roles)
 if "intervals" in sm.output.keys():  # declared where the sweep repeats points
     confidence.write(points, sm.output.intervals)
 deps = deployments.write(list(sm.input.records), sm.output.deployments)

@@ -472,9 +472,10 @@ def level_lists() -> list[str]:
 def _check_semantics(cfg: dict) -> None:
     sweep, workload = cfg["sweep"], cfg["workload"]
     lists = level_lists()
-    if not any(sweep[k] for k in lists):
+    if not any(sweep[k] for k in lists) and not sweep["search"]:
         others = ", ".join(f"sweep.{k}" for k in lists[1:])
         raise ConfigError(f"sweep.{lists[0]}: empty, and {others} too: nothing to sweep")
+    _check_search(sweep)
     if workload["prompt_file"]:
         path = Path(workload["prompt_file"])
         if not is_file(path) or not os.access(path, os.R_OK):
@@ -503,12 +504,37 @@ def _check_semantics(cfg: dict) -> None:
             )
 
 
+def _searched_list(sweep: dict) -> str | None:
+    """The sweep key of the levels a capacity search raises (the list of its pattern, which
+    the schema marks with `x-pattern`); None without a search."""
+    if not sweep["search"]:
+        return None
+    lists = load_schema()["properties"]["sweep"]["properties"]
+    return next(k for k, sub in lists.items() if sub.get("x-pattern") == sweep["search"]["pattern"])
+
+
+def _check_search(sweep: dict) -> None:
+    """A capacity search's bounds (whole clients: the schema) and its single runs."""
+    search = sweep["search"]
+    if not search:
+        return
+    if search["high"] < search["low"]:
+        raise ConfigError(f"sweep.search.high: {search['high']:g} is below low ({search['low']:g})")
+    if sweep["repeats"] != 1:
+        raise ConfigError(
+            f"sweep.repeats: {sweep['repeats']} with sweep.search: a search runs each level once"
+        )
+
+
 def _check_trace(sweep: dict, workload: dict) -> None:
-    """A trace goes with its time scales, and is read whole: a bad row or column fails the
-    config, not a point."""
+    """A trace goes with its time scales (or a search over them), and is read whole: a bad
+    row or column fails the config, not a point."""
+    searched = _searched_list(sweep) == "trace_scales"
+    if searched and not workload["trace"]:
+        raise ConfigError("sweep.search.pattern: trace needs workload.trace, the trace to replay")
     if sweep["trace_scales"] and not workload["trace"]:
         raise ConfigError("sweep.trace_scales: needs workload.trace, the trace to replay")
-    if workload["trace"] and not sweep["trace_scales"]:
+    if workload["trace"] and not sweep["trace_scales"] and not searched:
         raise ConfigError(
             "workload.trace: given, but sweep.trace_scales is empty: list the time scales "
             "to replay it at (1 is as recorded)"

@@ -18,7 +18,7 @@ from llmsweep import gpus, secret
 from llmsweep.acquire import FAILURES, acquire, job_name
 from llmsweep.benchmark import run_point
 from llmsweep.engines import engine_module
-from llmsweep.loadgen import sweep
+from llmsweep.loadgen import patterns, search, sweep
 from llmsweep.paths import RunPaths
 from llmsweep.procs import DRIVER_ENV, pid_alive
 from llmsweep.services.controller import Controller
@@ -90,24 +90,48 @@ class Deployment:
             if backend == "slurm"
             else None
         )
-        self.points = sweep.sweep_points(cfg, of=[dep])
-        for point in self.points:
-            point.update(run=cfg["run"], settings=dep["settings"])
-            point["fingerprint"] = fingerprint(cfg, dep, point)
+        self.points = [self.prepare(p) for p in sweep.sweep_points(cfg, of=[dep])]
+        self.search = cfg["sweep"]["search"]
         self.session: dict = {}
+
+    def prepare(self, point: dict) -> dict:
+        """A sweep point of this deployment, ready to run: its run, settings, fingerprint."""
+        point.update(run=self.cfg["run"], settings=self.dep["settings"])
+        point["fingerprint"] = fingerprint(self.cfg, self.dep, point)
+        return point
 
     def todo(self) -> list[dict]:
         return [p for p in self.points if not finished(self.paths, p, p["fingerprint"])]
 
+    def search_steps(self) -> tuple[list[search.Step], float | None]:
+        """The capacity search's steps over the finished points, and its next level (None
+        when done); no steps without sweep.search."""
+        if not self.search:
+            return [], None
+        return search.replay(self.search, self.finished_summary)
+
+    def search_point(self, level: float) -> dict:
+        return self.prepare(sweep.search_point(self.cfg, self.dep, level))
+
+    def finished_summary(self, level: float) -> dict | None:
+        """The summary of the search's point at `level`, if finished (same fingerprint)."""
+        point = self.search_point(level)
+        if not finished(self.paths, point, point["fingerprint"]):
+            return None
+        return read_json(self.paths.summary(point["deployment"], point["load"]))
+
     def run(self, held: dict[str, dict], record_path: str) -> dict:
-        """Run the unfinished points (monitoring leases `held`), then write the record.
-        Raises DeploymentFailed, after stopping the services, when a point failed."""
+        """Run the unfinished points and the rest of the capacity search (monitoring leases
+        `held`), then write the record. Raises DeploymentFailed, after stopping the
+        services, when a point failed."""
         todo = self.todo()
+        steps, level = self.search_steps()
         say(
             f"{self.dep['label']}: {len(self.points) - len(todo)} of {len(self.points)} "
             "points finished before"
+            + (f"; {len(steps)} of the capacity search" if self.search else "")
         )
-        failed = self.serve(todo, held) if todo else []
+        failed = self.serve(todo, held) if todo or level is not None else []
         if failed:
             raise DeploymentFailed(
                 f"{self.dep['label']}: {len(failed)} point(s) failed: "
@@ -126,10 +150,13 @@ class Deployment:
             (read_json(p) for p in folder.glob("*.json")),
             key=lambda s: s["server"].get("started_at") or 0,
         )
+        steps, _ = self.search_steps()
+        searched = [self.search_point(s.level)["load"] for s in steps]
         return {
             **{k: self.dep[k] for k in ("slug", "engine", "model", "gpus", "settings", "label")},
-            "points": [p["load"] for p in self.points],
+            "points": list(dict.fromkeys([p["load"] for p in self.points] + searched)),
             "sessions": sessions,
+            "search": search.outcome(self.search, steps) if self.search else None,
         }
 
     # -- one session of the server ----------------------------------------------------------
@@ -141,7 +168,8 @@ class Deployment:
         self.save_session()
         try:
             llm, client = self.start_both(devices)
-            return self.run_points(todo, {**held, "llm_server": llm, "client_service": client})
+            held = {**held, "llm_server": llm, "client_service": client}
+            return self.run_points(todo, held) or self.run_search(held)
         finally:
             self.stop_services()
             if devices is not None:
@@ -238,6 +266,25 @@ class Deployment:
                 failed += [f"{p['load']}: not run, the server stopped" for p in todo[i + 1 :]]
                 break
         return failed
+
+    def run_search(self, held: dict[str, dict]) -> list[str]:
+        """Run the capacity search's next levels until it is done (or a point failed: what
+        failed); a finished level is judged from its summary, never run again."""
+        while True:
+            steps, level = self.search_steps()
+            if steps:
+                last = steps[-1]
+                verdict = "passed" if last.passed else "failed"
+                level_text = patterns.pattern(self.search["pattern"]).describe(last.level)
+                say(f"{self.dep['label']}: search: {level_text} {verdict} ({last.why})")
+            if level is None:
+                found = search.outcome(self.search, steps)
+                capacity = found["capacity"]
+                say(f"{self.dep['label']}: search done: capacity {capacity}; {found['why']}")
+                return []
+            failed = self.run_points([self.search_point(level)], held)
+            if failed:
+                return failed
 
     def keep_monitoring(self, held: dict[str, dict]) -> None:
         """Restart the run's Pushgateway or Prometheus if it died, say so loudly, and note

@@ -45,11 +45,17 @@ def _summary_figures(path) -> dict | None:
 
 
 def _known_points(paths: RunPaths, plan: dict | None) -> list[dict]:
-    """The plan's points; without a plan, those with files under bench/."""
-    if plan:
-        return plan["points"]
+    """The plan's points, then those with files under bench/ that it does not list (a
+    capacity search picks its points as it runs; a run without a plan lists none)."""
+    listed = plan["points"] if plan else []
+    seen = {(p["deployment"], p["load"]) for p in listed}
     found = {p.parent for p in paths.summaries()} | {p.parent for p in paths.live_files()}
-    return [{"deployment": d.parent.name, "load": d.name} for d in sorted(found)]
+    extra = [
+        {"deployment": d.parent.name, "load": d.name, **({"describe": "searched"} if plan else {})}
+        for d in sorted(found)
+        if (d.parent.name, d.name) not in seen
+    ]
+    return listed + extra
 
 
 def point_state(paths: RunPaths, point: dict, now: float) -> dict:

@@ -32,7 +32,14 @@ COLUMNS = [
     "share_in_points",
     "server_hours",
     "gpu_hours",
+    "search_level",
+    "search_capacity",
+    "search_failed_above",
+    "search_points",
+    "search_why",
 ]
+# A point's part in its deployment's capacity search (points.csv's search column).
+CAPACITY, FAILED_ABOVE, SEARCHED = "capacity", "failed above", "searched"
 
 
 def deployment_of(point: dict) -> str:
@@ -144,8 +151,37 @@ def row(record: dict) -> dict:
         "points": len(points),
         "loads": ";".join(points),
         **accounting(record),
+        **search_columns(record.get("search")),
         **setting_columns(record.get("settings") or {}),
     }
+
+
+def search_columns(found: dict | None) -> dict:
+    """deployments.csv's cells of a capacity search's outcome (empty without a search)."""
+    found = found or {}
+    return {
+        "search_level": found.get("level_key"),
+        "search_capacity": found.get("capacity"),
+        "search_failed_above": found.get("failed_above"),
+        "search_points": found.get("points"),
+        "search_why": found.get("why"),
+    }
+
+
+def search_roles(record_paths: list[str]) -> dict[tuple[str, str], str]:
+    """Each searched point's part in its deployment's capacity search, by (deployment,
+    load): the capacity found, the failing level just above it, or another level searched."""
+    roles = {}
+    for path in record_paths:
+        record = read_json(path)
+        found = record.get("search") or {}
+        for step in found.get("steps", []):
+            roles[(record["slug"], step["load"])] = SEARCHED
+        if found.get("failed_above_load"):
+            roles[(record["slug"], found["failed_above_load"])] = FAILED_ABOVE
+        if found.get("capacity_load"):
+            roles[(record["slug"], found["capacity_load"])] = CAPACITY
+    return roles
 
 
 def table(record_paths: list[str]) -> pd.DataFrame:

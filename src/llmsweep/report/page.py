@@ -105,6 +105,8 @@ def _points(df: pd.DataFrame) -> pd.DataFrame:
     shown = df[list(COLUMNS)].copy()
     for col in (c for c in COLUMNS if c.endswith("_s")):
         shown[col] = shown[col] * 1000
+    if "search" in df and (df["search"] != "").any():  # a point's part in a capacity search
+        shown.insert(shown.columns.get_loc("load") + 1, "search", df["search"])
     return shown.rename(columns=COLUMNS)
 
 
@@ -149,6 +151,25 @@ def _deployments(deps: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def _searches(deps: pd.DataFrame) -> pd.DataFrame | None:
+    """The page's capacity search table: per searched deployment, what was raised, the
+    capacity found, the failing level above it, the points run and why it stopped; None
+    when no deployment searched."""
+    if "search_level" not in deps or deps["search_level"].isna().all():
+        return None
+    done = deps[deps["search_level"].notna()]
+    return pd.DataFrame(
+        {
+            "deployment": done["deployment"],
+            "load raised": done["search_level"],
+            "capacity": done["search_capacity"],
+            "failed above": done["search_failed_above"],
+            "points": done["search_points"],
+            "why it stopped": done["search_why"],
+        }
+    )
+
+
 def _windows(df: pd.DataFrame) -> pd.DataFrame:
     """Each point's measurement window, as dates and as a Grafana time range."""
     windows = df[["deployment", "load", "window_start", "window_end"]].copy()
@@ -164,8 +185,10 @@ def _windows(df: pd.DataFrame) -> pd.DataFrame:
 def _load(table_csv: str, deployments_csv: str, metadata_json: str):
     """The tidy table of points (no errors: an empty string), the deployments' table and the
     run's metadata."""
-    df = pd.read_csv(table_csv, keep_default_na=True, dtype={"errors": str})
+    df = pd.read_csv(table_csv, keep_default_na=True, dtype={"errors": str, "search": str})
     df["errors"] = df["errors"].fillna("")
+    if "search" in df:  # tables from before capacity searches have none
+        df["search"] = df["search"].fillna("")
     return df, pd.read_csv(deployments_csv), read_json(metadata_json)
 
 
@@ -207,6 +230,7 @@ def _page_values(
         "slice_plots": [_png(p) for p in slices],
         "points": _points(df),
         "intervals": _intervals(df),
+        "searches": _searches(deps),
         "saturated": list(saturated["load"]),
         "failed": df[df["failed"] > 0][FAILED_COLUMNS],
         "windows": _windows(df),

@@ -95,6 +95,8 @@ def series(df: pd.DataFrame):
     for (deployment, name), g in df.groupby(["deployment", "pattern"]):
         axis = patterns.pattern(name).AXIS
         rows = g.groupby(axis.column, as_index=False).mean(numeric_only=True)
+        if "search" in g:  # a searched level's part in the search (a search has no repeats)
+            rows["search"] = rows[axis.column].map(g.groupby(axis.column)["search"].first())
         if confidence.repeated(g):
             by_level = g.groupby(axis.column)
             for metric in confidence.METRICS:
@@ -168,6 +170,7 @@ def throughput(df: pd.DataFrame, out: str) -> dict:
         if k is not None:
             ax_tok.axvline(k, linestyle=":", color="grey")
             ax_tok.annotate(f"knee: {k:g} {axis.column}", (k, max(tok)), fontsize="small")
+        data[label] |= _mark_search(ax_tok, g, axis.column, line.get_color())
     ax_tok.set(xlabel=_xlabel(df), ylabel="output tokens/s (all clients)")
     ax_req.set(xlabel=_xlabel(df), ylabel="requests/s")
     _log2(ax_tok)
@@ -175,6 +178,24 @@ def throughput(df: pd.DataFrame, out: str) -> dict:
     _legend(fig, ax_tok)
     _save(fig, out)
     return data
+
+
+def _mark_search(ax, g: pd.DataFrame, column: str, color) -> dict:
+    """Mark a capacity search's result on the throughput axes: the capacity found (a star)
+    and the failing level above it (a cross); their levels, for plot-data.json."""
+    if "search" not in g:
+        return {}
+    marked = {}
+    for role, marker, key in (("capacity", "*", "capacity"), ("failed above", "X", "failed_above")):
+        rows = g[g["search"] == role]
+        if rows.empty:
+            continue
+        x, y = rows[column].iloc[0], rows["output_token_throughput_tps"].iloc[0]
+        ax.plot([x], [y], marker=marker, markersize=14, color=color, linestyle="none")
+        if role == "capacity":
+            ax.annotate(f"capacity: {x:g} {column}", (x, y), fontsize="small")
+        marked[key] = float(x)
+    return marked
 
 
 def latency(df: pd.DataFrame, out: str) -> dict:

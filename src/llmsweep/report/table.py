@@ -62,10 +62,13 @@ def row(summary: dict) -> dict:
     return out | deployments.setting_columns(deployments.settings_of(point))
 
 
-def table(summary_paths: list[str]) -> pd.DataFrame:
+def table(summary_paths: list[str], roles: dict | None = None) -> pd.DataFrame:
     """Every point's row, grouped by deployment, then by load (pattern, level, repeat); the
-    settings' columns last, by name."""
+    settings' columns last, by name. `roles` gives searched points their part in the
+    capacity search (deployments.search_roles), in the search column."""
     rows = [row(read_json(p)) for p in summary_paths]
+    for r in rows:
+        r["search"] = (roles or {}).get((r["deployment"], r["load"]), "")
     df = pd.DataFrame(rows)
     settings = sorted(c for c in df.columns if c.startswith(deployments.SETTING_PREFIX))
     df = df[[c for c in df.columns if c not in settings] + settings]
@@ -73,8 +76,8 @@ def table(summary_paths: list[str]) -> pd.DataFrame:
     return df.sort_values(order, ignore_index=True)
 
 
-def write_table(summary_paths: list[str], out_csv: str, out_parquet: str | None = None):
-    df = table(summary_paths)
+def write_table(summary_paths: list[str], out_csv: str, out_parquet: str | None = None, roles=None):
+    df = table(summary_paths, roles)
     df.to_csv(out_csv, index=False)
     if out_parquet:
         df.to_parquet(out_parquet, index=False)

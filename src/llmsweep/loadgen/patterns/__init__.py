@@ -8,6 +8,8 @@ Each module provides:
                         section, the summary and the table name it (clients, rate)
     PREFIX, LEVEL_REGEX the point's folder, PREFIX + level_text(level) (c4, r2.5), and
                         the regular expression of the level part
+    LEVEL_INTEGER       whether levels are whole numbers (clients), for a capacity
+                        search's steps (loadgen.search)
     SETTINGS            the sweep keys, in config and request, that shape a point besides
                         its level
     SCHEDULE            the request's sweep keys config has no key for, one value per

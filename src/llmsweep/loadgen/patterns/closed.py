@@ -14,6 +14,7 @@ SWEEP_KEY = "clients"  # config: sweep.clients, the list of levels
 LEVEL_KEY = "clients"  # one point's level: sweep point, request's sweep, summary, table
 PREFIX = "c"  # folder c4
 LEVEL_REGEX = "[0-9]+"
+LEVEL_INTEGER = True  # whole-number levels (a capacity search halves them as such)
 # The sweep keys (config and request) that shape a point, its level aside.
 SETTINGS = ("requests_per_client", "duration_s", "max_point_duration_s", "seed")
 # The request's sweep keys that config has no key for (a trace's schedule): none.

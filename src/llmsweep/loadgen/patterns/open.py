@@ -16,6 +16,7 @@ SWEEP_KEY = "rates"  # config: sweep.rates, the list of levels
 LEVEL_KEY = "rate"  # one point's level: sweep point, request's sweep, summary, table
 PREFIX = "r"  # folder r2.5
 LEVEL_REGEX = "[0-9.]+"
+LEVEL_INTEGER = False  # whole-number levels (a capacity search halves them as such)
 # The sweep keys (config and request) that shape a point, its level aside.
 SETTINGS = ("arrival", "requests", "max_concurrency", "duration_s", "max_point_duration_s", "seed")
 # The request's sweep keys that config has no key for (a trace's schedule): none.

@@ -26,6 +26,7 @@ SWEEP_KEY = "trace_scales"  # config: sweep.trace_scales, the list of levels
 LEVEL_KEY = "time_scale"  # one point's level: sweep point, request's sweep, summary, table
 PREFIX = "t"  # folder t2, t0.5
 LEVEL_REGEX = "[0-9.]+"
+LEVEL_INTEGER = False  # whole-number levels (a capacity search halves them as such)
 # The sweep keys (config and request) that shape a point, its level aside.
 SETTINGS = ("duration_s", "max_point_duration_s", "seed")
 # The request's sweep keys that config has no key for: the trace's schedule, one value a
