@@ -149,6 +149,20 @@ def interval_table():
     return {"intervals": table}
 
 
+def turn_table():
+    """The points_table rule's turns.csv (each multi-turn point's figures per turn) where
+    the sweep has multi-turn points (sweep.conversations); nothing when it has none."""
+    if not config["sweep"]["conversations"]:
+        return {}
+    table = report(str(PATHS.turns), caption="../report/turns.rst", category="Tables")
+    return {"turns": table}
+
+
+def turn_table_input():
+    """turns.csv for the report rule, where the points_table rule writes it."""
+    return {"turns": str(PATHS.turns)} if config["sweep"]["conversations"] else {}
+
+
 def deployment_record(wildcards):
     """The record of wildcards.deployment."""
     return str(PATHS.deployment_record(wildcards.deployment))

@@ -12,6 +12,7 @@ rule points_table:
         records=all_deployment_records(),
     output:
         **interval_table(),
+        **turn_table(),
         table=report(
             report_file("points.csv"),
             caption="../report/points.rst",
@@ -84,6 +85,7 @@ rule point_plot:
 
 rule report:
     input:
+        **turn_table_input(),
         table=rules.points_table.output.table,
         deployments=rules.points_table.output.deployments,
         metadata=rules.points_table.output.metadata,

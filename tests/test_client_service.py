@@ -170,7 +170,10 @@ def test_benchmark_runs_every_request_and_allows_one_point_at_a_time(client, stu
     ]
     assert view["peak_in_flight"] == 16  # all clients at once, no hidden cap
     metrics = client.get("/metrics").get_data(as_text=True)
-    labels = 'clients="16",engine="openai",model="stub",outcome="ok",rate="",run="t",time_scale=""'
+    labels = (
+        'clients="16",conversations="",engine="openai",model="stub",outcome="ok",rate="",'
+        'run="t",time_scale=""'
+    )
     assert f"llmsweep_requests_total{{{labels}}} 48.0" in metrics
     assert "llmsweep_request_ttft_seconds_bucket" in metrics
 

@@ -94,6 +94,7 @@ def test_sweep_points_are_models_times_clients():
         "clients": None,
         "rate": 0.5,
         "time_scale": None,
+        "conversations": None,
         "repeat": 0,
         "load": "r0.5",
     }

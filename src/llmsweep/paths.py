@@ -129,6 +129,12 @@ class RunPaths:
         written where the sweep repeats its points."""
         return self.report / "intervals.csv"
 
+    @property
+    def turns(self) -> Path:
+        """report/turns.csv: each multi-turn point's figures per turn (report.turns);
+        written where the sweep has multi-turn points."""
+        return self.report / "turns.csv"
+
     def comparison(self, other: str, suffix: str) -> Path:
         """The comparison of this run with run `other` (suffix .txt or .html)."""
         return self.compare / f"{other}-vs-{self.run}{suffix}"

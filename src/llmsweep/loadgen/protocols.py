@@ -15,6 +15,24 @@ class StreamError(Exception):
     """The server reported an error inside the stream."""
 
 
+def messages(history: list[dict] | None, prompt: str) -> list[dict]:
+    """A chat request's messages: a conversation's earlier messages, then the prompt."""
+    return [*(history or []), {"role": "user", "content": prompt}]
+
+
+def joined(history: list[dict] | None, prompt: str) -> str:
+    """A conversation as one prompt text, for the completions APIs: each answer follows its
+    user message as it was generated (a completion continues its prompt text), and a blank
+    line comes before each later user message. A turn's text is then the last turn's text
+    and answer, then the new message: the prefix a server's cache holds."""
+    text = ""
+    for message in [*(history or []), {"role": "user", "content": prompt}]:
+        if message["role"] == "user" and text:
+            text += "\n\n"
+        text += message["content"]
+    return text
+
+
 class OpenAI:
     """OpenAI-compatible `/v1/chat/completions` and `/v1/completions` (SSE, `data:` lines)."""
 
@@ -25,7 +43,16 @@ class OpenAI:
         return "/v1/chat/completions" if api == "chat" else "/v1/completions"
 
     @staticmethod
-    def body(api: str, model: str, prompt: str, max_tokens: int, ignore_eos: bool) -> dict:
+    def body(
+        api: str,
+        model: str,
+        prompt: str,
+        max_tokens: int,
+        ignore_eos: bool,
+        history: list[dict] | None = None,
+    ) -> dict:
+        """The request's body; with `history` (a conversation's earlier messages, each
+        {role: user or assistant, content}), the prompt comes after them."""
         body: dict = {
             "model": model,
             "max_tokens": max_tokens,
@@ -33,9 +60,9 @@ class OpenAI:
             "stream_options": {"include_usage": True},
         }
         if api == "chat":
-            body["messages"] = [{"role": "user", "content": prompt}]
+            body["messages"] = messages(history, prompt)
         else:
-            body["prompt"] = prompt
+            body["prompt"] = joined(history, prompt)
         if ignore_eos:
             body["ignore_eos"] = True  # llama.cpp and vLLM honour it; others ignore it
         return body
@@ -77,9 +104,21 @@ class OpenAI:
         if usage.get("prompt_tokens") is not None:
             out["input_tokens"], out["input_tokens_source"] = usage["prompt_tokens"], "usage"
         elif timings.get("prompt_n") is not None:
-            out["input_tokens"], out["input_tokens_source"] = timings["prompt_n"], "timings"
+            # llama.cpp's prompt_n counts the tokens it evaluated, cache_n those it reused.
+            n = timings["prompt_n"] + (timings.get("cache_n") or 0)
+            out["input_tokens"], out["input_tokens_source"] = n, "timings"
         else:
             out["input_tokens"], out["input_tokens_source"] = None, None
+        # Prompt tokens the server took from its cache: vLLM (with
+        # --enable-prompt-tokens-details), SGLang (--enable-cache-report) and llama.cpp say
+        # so in usage, llama.cpp also in its timings.
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        if cached is not None:
+            out["cached_tokens"], out["cached_tokens_source"] = cached, "usage"
+        elif timings.get("cache_n") is not None:
+            out["cached_tokens"], out["cached_tokens_source"] = timings["cache_n"], "timings"
+        else:
+            out["cached_tokens"], out["cached_tokens_source"] = None, None
         return out
 
 
@@ -94,13 +133,21 @@ class Ollama:
         return "/api/chat" if api == "chat" else "/api/generate"
 
     @staticmethod
-    def body(api: str, model: str, prompt: str, max_tokens: int, ignore_eos: bool) -> dict:
+    def body(
+        api: str,
+        model: str,
+        prompt: str,
+        max_tokens: int,
+        ignore_eos: bool,
+        history: list[dict] | None = None,
+    ) -> dict:
+        """As OpenAI.body."""
         # Ollama has no ignore_eos: num_predict caps the output, the model may stop earlier.
         body: dict = {"model": model, "stream": True, "options": {"num_predict": max_tokens}}
         if api == "chat":
-            body["messages"] = [{"role": "user", "content": prompt}]
+            body["messages"] = messages(history, prompt)
         else:
-            body["prompt"] = prompt
+            body["prompt"] = joined(history, prompt)
         return body
 
     @staticmethod
@@ -132,6 +179,8 @@ class Ollama:
             out["input_tokens_source"] = "prompt_eval_count"
         else:
             out["input_tokens"], out["input_tokens_source"] = None, None
+        # Ollama does not say how much of the prompt it took from its cache.
+        out["cached_tokens"], out["cached_tokens_source"] = None, None
         return out
 
 

@@ -135,33 +135,50 @@ async def _warm_up(send, warmup: dict, module, sweep: dict) -> None:
 def _sender(
     http, server: Server, workload: dict, on_record, in_flight: InFlight, silence, stop: Stop
 ):
-    """send(phase, prompt_index=None, **extra): one request with the next prompt (or the
-    prompt at `prompt_index`: a trace's row); its record, with `extra` and flagged warm-up
-    or not, goes to `on_record`, also when the point's time runs out or it stalls (not when
-    it is cancelled)."""
+    """send(phase, prompt_index=None, history=None, **extra): one request with the next
+    prompt (or the prompt at `prompt_index`: a trace's row); its record, with `extra` and
+    flagged warm-up or not, goes to `on_record`, also when the point's time runs out or it
+    stalls (not when it is cancelled). With `history` (a conversation's messages so far),
+    the prompt is sent after them, and send returns them with the prompt and the server's
+    answer added (None when the request failed); the answer stays out of the record."""
     protocol = for_engine(server.engine)
     prompts, api = workload["prompts"], workload["api"]
     order = itertools.count()
 
-    async def send(phase: str, prompt_index: int | None = None, **extra) -> None:
+    async def send(
+        phase: str, prompt_index: int | None = None, history: list[dict] | None = None, **extra
+    ) -> list[dict] | None:
         index = next(order) if prompt_index is None else prompt_index
         prompt = prompts[index % len(prompts)]
         body = protocol.body(
-            api, server.model, prompt["prompt"], prompt["max_tokens"], workload["ignore_eos"]
+            api,
+            server.model,
+            prompt["prompt"],
+            prompt["max_tokens"],
+            workload["ignore_eos"],
+            history=history,
         )
         warmup = phase == "warmup"
         wait = silence.wait()
+        keep_text = history is not None
         try:
             with in_flight:
-                rec = await stream_request(http, server.url, protocol, api, body, wait=wait)
+                rec = await stream_request(
+                    http, server.url, protocol, api, body, keep_text=keep_text, wait=wait
+                )
         except asyncio.CancelledError:
             stalled = wait.end()
             if stop.reason != Stop.DELETED:
                 cut = {**_cancelled(stop.why()), **stalled, **extra}
                 on_record({**cut, "warmup": warmup, "max_tokens": None})
             raise
+        answer = rec.pop("text", None)
         rec.update(extra, warmup=warmup, max_tokens=prompt["max_tokens"])
         on_record(rec)
+        if history is None or not rec["ok"]:
+            return None
+        asked = {"role": "user", "content": prompt["prompt"]}
+        return [*history, asked, {"role": "assistant", "content": answer}]
 
     return send
 
@@ -181,6 +198,8 @@ def _cancelled(why: str) -> dict:
         "output_tokens_source": None,
         "input_tokens": None,
         "input_tokens_source": None,
+        "cached_tokens": None,
+        "cached_tokens_source": None,
     }
 
 

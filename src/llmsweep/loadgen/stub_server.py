@@ -5,7 +5,7 @@ not an LLM: it measures the load generator, never a model. Given model cards, it
 them in /v1/models and answers 404 for any other model, as vLLM and SGLang do; its counts
 are in app[STATE] for the routes an engine's stand-in adds (tests/fakes). It can be made
 to hang for a while (pause: nothing sent, not even new requests' headers), as a stopped
-server does.
+server does, and to keep the body of every streamed request (app[STATE]["bodies"]).
 
 Usage: python -m llmsweep.loadgen.stub_server --port P [--gap-ms G] [--pause-at S --pause-for D]
 """
@@ -72,9 +72,11 @@ def make_app(
     fail_status: int | None = None,
     cards: list[dict] | None = None,
     slots: int | None = None,
+    keep_bodies: bool = False,
 ) -> web.Application:
     """The stub's app; with `slots`, it streams that many responses at once and the other
-    requests wait, before their headers, as in a server's queue."""
+    requests wait, before their headers, as in a server's queue; with `keep_bodies`, the
+    body of each streamed request is kept in app[STATE]["bodies"], in arrival order."""
     queue = asyncio.Semaphore(slots) if slots else contextlib.nullcontext()
     state = {
         "in_flight": 0,
@@ -84,6 +86,7 @@ def make_app(
         "prompt_tokens": 0,
         "completion_tokens": 0,
         "paused": (0.0, 0.0),
+        "bodies": [],
     }
 
     async def completions(request: web.Request) -> web.StreamResponse:
@@ -100,6 +103,8 @@ def make_app(
             usage = usage_of(n)
             return web.json_response({"choices": [{"text": text, "index": 0}], "usage": usage})
         arrived = time.perf_counter()
+        if keep_bodies:
+            state["bodies"].append(body)
         state["requests"] += 1
         state["in_flight"] += 1
         state["peak"] = max(state["peak"], state["in_flight"])
@@ -152,9 +157,13 @@ class StubServer:
     """Run the stub in a background thread on 127.0.0.1 (for tests)."""
 
     def __init__(
-        self, gap_s: float = 0.0, fail_status: int | None = None, slots: int | None = None
+        self,
+        gap_s: float = 0.0,
+        fail_status: int | None = None,
+        slots: int | None = None,
+        keep_bodies: bool = False,
     ):
-        self.app = make_app(gap_s, fail_status, slots=slots)
+        self.app = make_app(gap_s, fail_status, slots=slots, keep_bodies=keep_bodies)
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()

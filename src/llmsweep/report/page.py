@@ -45,6 +45,21 @@ INTERVALS = {
         for q in (50, 90, 99)
     },
 }
+# The per-turn table of multi-turn points: turns.csv's columns and their headers, latencies
+# in milliseconds.
+TURNS = {
+    "deployment": "deployment",
+    "load": "load",
+    "turn": "turn",
+    "successful": "ok",
+    "failed": "failed",
+    "ttft_p50_s": "TTFT p50 ms",
+    "ttft_mean_s": "TTFT mean ms",
+    "ttft_p50_vs_turn1": "TTFT p50 / turn 1",
+    "input_tokens_mean": "input tok mean",
+    "cached_tokens_mean": "cached tok mean",
+    "cached_share": "cached share",
+}
 # The GPU-time table: deployments.csv's columns and their headers.
 GPU_TIME = {
     "deployment": "deployment",
@@ -131,6 +146,21 @@ def _intervals(df: pd.DataFrame) -> pd.DataFrame | None:
     return shown
 
 
+def _turns(path: str | None) -> pd.DataFrame | None:
+    """The page's per-turn table of multi-turn points (TURNS, from turns.csv); None where
+    the run has none."""
+    if path is None:
+        return None
+    turns = pd.read_csv(path)
+    if turns.empty:
+        return None
+    turns["failed"] = turns["requests"] - turns["successful"]
+    shown = turns[list(TURNS)].copy()
+    for col in (c for c in TURNS if c.endswith("_s")):
+        shown[col] = shown[col] * 1000
+    return shown.rename(columns=TURNS)
+
+
 def _deployments(deps: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """What each deployment is: engine, model, GPUs, settings, points, and its name in the
     plots where that is not its slug (its model)."""
@@ -206,9 +236,11 @@ def _page_values(
     out: dict,
     point_plots: tuple[list[str], list[str]],
     run: str,
+    turns: pd.DataFrame | None = None,
 ) -> dict:
     """What the page template shows: figures, tables, plots and what ran. `point_plots`:
-    the points' distributions plots and their time slices plots."""
+    the points' distributions plots and their time slices plots; `turns` the per-turn
+    table of multi-turn points (_turns)."""
     df, deps = tables
     distributions, slices = point_plots
     saturated = df[df["client_saturated"].fillna(False).astype(bool)]
@@ -231,6 +263,7 @@ def _page_values(
         "points": _points(df),
         "intervals": _intervals(df),
         "searches": _searches(deps),
+        "turns": turns,
         "saturated": list(saturated["load"]),
         "failed": df[df["failed"] > 0][FAILED_COLUMNS],
         "windows": _windows(df),
@@ -258,12 +291,14 @@ def build_report(
     """Write the run-level plots, the page and the plotted values; return those values.
 
     `inputs` names the points_table rule's files: table (points.csv), deployments
-    (deployments.csv) and metadata (metadata.json). `point_plots` and `slice_plots` are
-    the point_plot rule's distributions and time slices plots, shown as they are."""
+    (deployments.csv), metadata (metadata.json) and, with multi-turn points, turns
+    (turns.csv). `point_plots` and `slice_plots` are the point_plot rule's distributions
+    and time slices plots, shown as they are."""
     df, deps, meta = _load(inputs["table"], inputs["deployments"], inputs["metadata"])
     data = _plot(df, out)
     write_json_atomic(out["data"], data)
     plots_of_points = (list(point_plots), list(slice_plots))
-    values = _page_values((df, deps), meta, data, out, plots_of_points, run)
+    turns = _turns(inputs.get("turns"))
+    values = _page_values((df, deps), meta, data, out, plots_of_points, run, turns)
     _write(out["page"], _render(values))
     return data

@@ -25,7 +25,10 @@ Each module provides:
     split(sweep, k, n)  worker k's share (of n processes) of the request's sweep section
     run(send, sweep)    the point's measured load, a coroutine; send(**extra) sends one
                         request with the request's next prompt and records it with
-                        `extra`; send(prompt_index=i, **extra) sends prompt i
+                        `extra`; send(prompt_index=i, **extra) sends prompt i;
+                        send(history=messages, ...) sends it after a conversation's
+                        messages and returns them with the prompt and the answer added
+                        (None when the request failed)
     figures(measured)   the pattern's own summary figures from the measured records
 
 A new pattern is a module here, listed in PATTERNS, and its keys in config/schema.yaml's
@@ -36,9 +39,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from llmsweep.loadgen.patterns import closed, open, trace
+from llmsweep.loadgen.patterns import closed, multiturn, open, trace
 
-PATTERNS: dict[str, ModuleType] = {m.NAME: m for m in (closed, open, trace)}
+PATTERNS: dict[str, ModuleType] = {m.NAME: m for m in (closed, open, trace, multiturn)}
 # The pattern of a request that names none, and of summaries written before there were two.
 DEFAULT = closed.NAME
 LEVEL_KEYS = tuple(m.LEVEL_KEY for m in PATTERNS.values())
