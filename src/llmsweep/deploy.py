@@ -269,8 +269,9 @@ class Deployment:
 
     def run_search(self, held: dict[str, dict]) -> list[str]:
         """Run the capacity search's next levels until it is done (or a point failed: what
-        failed); a finished level is judged from its summary, never run again."""
-        while True:
+        failed); a finished level is judged from its summary, never run again. Nothing
+        without sweep.search."""
+        while self.search:
             steps, level = self.search_steps()
             if steps:
                 last = steps[-1]
@@ -285,6 +286,7 @@ class Deployment:
             failed = self.run_points([self.search_point(level)], held)
             if failed:
                 return failed
+        return []
 
     def keep_monitoring(self, held: dict[str, dict]) -> None:
         """Restart the run's Pushgateway or Prometheus if it died, say so loudly, and note
