@@ -83,6 +83,7 @@ def test_vllm_native_command_line_and_environment():
         "{host}",
         "--port",
         "{port}",
+        "--enable-prompt-tokens-details",
     ]
     assert env == {"VLLM_NO_USAGE_STATS": "1"}
 
@@ -102,6 +103,7 @@ def test_sglang_native_command_line_and_environment():
         "--port",
         "{port}",
         "--enable-metrics",
+        "--enable-cache-report",
     ]
     assert env == {}
 
@@ -127,6 +129,7 @@ def test_vllm_apptainer_command_line_binds_a_local_model_folder(tmp_path):
         "{host}",
         "--port",
         "{port}",
+        "--enable-prompt-tokens-details",
         "--tensor-parallel-size",
         "2",
     ]

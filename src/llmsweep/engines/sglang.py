@@ -95,6 +95,9 @@ def command(
         "--port",
         "{port}",
         "--enable-metrics",
+        # Each answer's cached prompt tokens (usage.prompt_tokens_details.cached_tokens),
+        # which records and multi-turn figures read.
+        "--enable-cache-report",
         *tensor_parallel(gpus),
         *flag_args(settings, FLAGS),
         *(["--disable-radix-cache"] if settings["disable_radix_cache"] else []),

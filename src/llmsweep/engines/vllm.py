@@ -82,6 +82,9 @@ def command(
         "{host}",
         "--port",
         "{port}",
+        # Each answer's cached prompt tokens (usage.prompt_tokens_details.cached_tokens),
+        # which records and multi-turn figures read.
+        "--enable-prompt-tokens-details",
         *tensor_parallel(gpus),
         *flag_args(settings, FLAGS),
         *prefix_caching(settings),
