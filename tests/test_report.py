@@ -706,3 +706,66 @@ def test_each_point_gets_a_plot_of_its_time_slices(synthetic_run):
 def test_a_point_without_measured_requests_still_gets_its_slices_plot(tmp_path):
     data = plots.time_slices([], str(tmp_path / "slices.png"), "empty")
     assert data["requests"] == [] and (tmp_path / "slices.png").stat().st_size > 0
+
+
+def test_a_trace_replays_send_lateness_is_in_the_table_and_on_the_page(synthetic_run):
+    """points.csv has each trace point's send lateness; the page shows its p99 in ms once a
+    point has one, and no such column otherwise."""
+    build_synthetic_report(synthetic_run)
+    assert "send lateness p99 ms" not in synthetic_run.report_page.read_text()
+    slug = "gemma3-270m_parallel-1"
+    summary = read_json(synthetic_run.summary(slug, "c1"))
+    summary["lateness_s"] = {"count": 1, "p50": 0.002, "p99": 0.0375, "max": 0.05}
+    write_json_atomic(synthetic_run.summary(slug, "c1"), summary)
+    write_report_tables(synthetic_run)
+    df = pd.read_csv(synthetic_run.report_file("points.csv"))
+    row = df[(df["deployment"] == slug) & (df["load"] == "c1")].iloc[0]
+    assert (row["lateness_p50_s"], row["lateness_p99_s"], row["lateness_max_s"]) == (
+        0.002,
+        0.0375,
+        0.05,
+    )
+    assert df["lateness_p99_s"].isna().sum() == len(df) - 1
+    build_synthetic_report(synthetic_run)
+    text = synthetic_run.report_page.read_text()
+    assert "send lateness p99 ms" in text and "37.5" in text
+
+
+def test_a_capacity_search_is_named_in_the_table_plot_and_page(synthetic_run):
+    """A deployment record with a search: points.csv names each point's part, the throughput
+    plot's values mark the capacity and the failure above it, the page has the table."""
+    slug = "qwen3-0.6b_tp-2"
+    record = read_json(synthetic_run.deployment_record(slug))
+    steps = [
+        {"level": 1, "load": "c1", "passed": True, "why": "ok"},
+        {"level": 2, "load": "c2", "passed": False, "why": "60% of requests met every SLO"},
+    ]
+    record["search"] = {
+        "pattern": "closed",
+        "level_key": "clients",
+        "capacity": 1,
+        "failed_above": 2,
+        "capacity_load": "c1",
+        "failed_above_load": "c2",
+        "why": "the bracket is within the tolerance",
+        "points": 2,
+        "steps": steps,
+    }
+    write_json_atomic(synthetic_run.deployment_record(slug), record)
+    records = [str(synthetic_run.deployment_record(s)) for s in DEPLOYMENTS]
+    summaries = [str(p) for p in synthetic_run.summaries()]
+    roles = deployments.search_roles(records)
+    write_table(summaries, str(synthetic_run.report_file("points.csv")), roles=roles)
+    deployments.write(records, str(synthetic_run.report_file("deployments.csv")))
+    df = pd.read_csv(synthetic_run.report_file("points.csv"), dtype={"search": str})
+    parts = df[df["deployment"] == slug].set_index("load")["search"].to_dict()
+    assert parts == {"c1": "capacity", "c2": "failed above"}
+    assert df[df["deployment"] != slug]["search"].isna().all()
+    deps = pd.read_csv(synthetic_run.report_file("deployments.csv")).set_index("deployment")
+    assert deps.loc[slug, "search_capacity"] == 1 and deps.loc[slug, "search_failed_above"] == 2
+    assert deps.drop(index=slug)["search_capacity"].isna().all()
+    data = build_synthetic_report(synthetic_run)
+    (values,) = [v for v in data["throughput"].values() if "capacity" in v]
+    assert (values["capacity"], values["failed_above"]) == (1.0, 2.0)
+    text = synthetic_run.report_page.read_text()
+    assert "Capacity search" in text and "the bracket is within the tolerance" in text

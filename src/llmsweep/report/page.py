@@ -120,6 +120,8 @@ def _points(df: pd.DataFrame) -> pd.DataFrame:
     shown = df[list(COLUMNS)].copy()
     for col in (c for c in COLUMNS if c.endswith("_s")):
         shown[col] = shown[col] * 1000
+    if "lateness_p99_s" in df and df["lateness_p99_s"].notna().any():  # trace replays
+        shown["send lateness p99 ms"] = df["lateness_p99_s"] * 1000
     if "search" in df and (df["search"] != "").any():  # a point's part in a capacity search
         shown.insert(shown.columns.get_loc("load") + 1, "search", df["search"])
     return shown.rename(columns=COLUMNS)

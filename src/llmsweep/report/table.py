@@ -59,6 +59,11 @@ def row(summary: dict) -> dict:
     for name in LATENCIES:
         for stat in STATS:
             out[f"{name.removesuffix('_s')}_{stat}_s"] = summary[name][stat]
+    # A trace replay's send lateness (sent minus scheduled): a late generator delays the
+    # load, not the server. Empty for the other patterns.
+    lateness = summary.get("lateness_s") or {}
+    for stat in ("p50", "p99", "max"):
+        out[f"lateness_{stat}_s"] = lateness.get(stat)
     return out | deployments.setting_columns(deployments.settings_of(point))
 
 
