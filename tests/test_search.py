@@ -262,3 +262,16 @@ def test_the_workflow_finds_the_stubs_capacity_and_resumes_a_killed_search(tmp_p
         assert paths.point_plot("stub-model", load).stat().st_size > 0
         assert paths.point_slices_plot("stub-model", load).stat().st_size > 0
     assert_nothing_alive(tmp_path)
+
+
+def test_check_config_says_what_each_deployment_runs(tmp_path, capsys):
+    from llmsweep import cli
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "sweep: {clients: [1, 2], search: {pattern: open, low: 0.5, high: 64, max_points: 7}}\n"
+    )
+    assert cli.main(["check-config", "--configfile", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "# points of each: c1, c2\n" in out
+    assert "# and a capacity search of each: rate from 0.5 to 64, at most 7 points\n" in out

@@ -104,6 +104,7 @@ def _deployment(cfg: dict, name: str | None) -> dict:
 def cmd_check_config(args) -> int:
     """Print the config with its defaults, then the deployments it gives (as comments)."""
     from llmsweep import deployments
+    from llmsweep.loadgen import patterns, sweep
 
     cfg = configuration.load(args.configfile)
     found = deployments.expand(cfg)
@@ -111,6 +112,15 @@ def cmd_check_config(args) -> int:
     print(f"# {len(found)} deployment(s):")
     for dep in found:
         print(f"#   {dep['slug']}: {dep['engine']} {dep['label']}")
+    loads = [p["load"] for p in sweep.sweep_points(cfg, found[:1])]
+    print(f"# points of each: {', '.join(loads) or 'none listed'}")
+    search = cfg["sweep"]["search"]
+    if search:
+        module = patterns.pattern(search["pattern"])
+        print(
+            f"# and a capacity search of each: {module.LEVEL_KEY} from {search['low']:g} to "
+            f"{search['high']:g}, at most {search['max_points']} points"
+        )
     return 0
 
 
