@@ -28,7 +28,8 @@ the same run, and prints the load generator's figures of both, their ratio, and 
 time the live view itself took in the following process (ms per second of the point).
 
 Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32] [--loops asyncio,uvloop]
-                                          [--servebench PATH] [--baseline REV] [--repeats 1]
+                                          [--levels 1,64,512,2048] [--servebench PATH]
+                                          [--baseline REV] [--repeats 1]
        .venv/bin/python bench/loadgen.py --live [--seconds 5] [--repeats 2]
 """
 
@@ -290,7 +291,8 @@ def llmsweep_level(src: Path, url: str, clients: int, seconds: float, tokens: in
     """One level run by a new process with the load generator of `src` (a src/ folder)."""
     argv = [sys.executable, __file__, "--level", str(clients), "--url", url, "--loops", loop]
     argv += ["--seconds", str(seconds), "--tokens", str(tokens)]
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    path = [str(src), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as proc:
         window = level_window(proc, url, seconds)
         out, _ = proc.communicate(timeout=600)
@@ -360,7 +362,7 @@ def compare(url: str, args: argparse.Namespace, repeats: int) -> None:
             f"{'clients':>7} {'generator':<24} {'req/s':>7} {'chunks/s':>9} {'errors':>6}"
             f" {'CPU':>5} {'req/s/core':>10} {'chunks/s/core':>13} {'TTFT p50':>10} {'added':>8}"
         )
-        for clients in LEVELS:
+        for clients in map(int, args.levels.split(",")):
             runs: dict[str, list[dict]] = {label: [] for label in generators}
             for _, (label, run) in itertools.product(range(repeats), generators.items()):
                 runs[label].append(run(clients))
@@ -384,6 +386,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument(
+        "--levels",
+        default=",".join(map(str, LEVELS)),
+        help="the client counts to run, in turn (not with --live)",
+    )
     parser.add_argument("--servebench", help="path of a servebench binary to compare with")
     parser.add_argument("--baseline", help="a git revision whose load generator to compare with")
     parser.add_argument(
