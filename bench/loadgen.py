@@ -18,7 +18,8 @@ Install it in a venv of its own, never in the project's:
 
 With --baseline REV it also runs the load generator of git revision REV (its tree, taken
 from git) at each level, in turn with this checkout's, and prints after/before per core.
---repeats N runs every generator N times a level, in turn, and prints their means.
+--repeats N runs every generator N times a level, in turn, and prints the medians, and of
+the ratios per core the median over the turns and their range.
 
 With --live it measures the cost of the live view instead: each level runs as a sweep
 point does, in the client service (under gunicorn, as services.definitions starts it),
@@ -42,6 +43,7 @@ import csv
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -336,8 +338,8 @@ def source_of(rev: str, into: Path) -> Path:
 
 
 def compare(url: str, args: argparse.Namespace, repeats: int) -> None:
-    """Each level with each generator in turn, `repeats` times, and their ratios per
-    core: this checkout's against the baseline revision's and against servebench."""
+    """Each level with each generator in turn, `repeats` times: their medians, and their
+    ratios per core (this checkout's against the baseline revision's and servebench's)."""
     loops = args.loops.split(",")
 
     def ours(src: Path, loop: str):
@@ -366,9 +368,8 @@ def compare(url: str, args: argparse.Namespace, repeats: int) -> None:
             runs: dict[str, list[dict]] = {label: [] for label in generators}
             for _, (label, run) in itertools.product(range(repeats), generators.items()):
                 runs[label].append(run(clients))
-            means = {}
             for label, ms in runs.items():
-                m = means[label] = {k: sum(x.get(k, 0.0) for x in ms) / len(ms) for k in ms[0]}
+                m = {k: statistics.median(x.get(k, 0.0) for x in ms) for k in ms[0]}
                 added = f"{m['added_ms']:6.3f}ms" if clients == 1 and "added_ms" in m else ""
                 print(
                     f"{clients:>7} {label:<24} {m['req_s']:>7.0f} {m['chunks_s']:>9.0f}"
@@ -376,8 +377,13 @@ def compare(url: str, args: argparse.Namespace, repeats: int) -> None:
                     f" {m['chunks_s_core']:>13.0f} {m['ttft_p50_ms']:>8.2f}ms {added:>8}",
                     flush=True,
                 )
-            (first, rate), *others = ((label, m["req_s_core"]) for label, m in means.items())
-            ratios = [f"{first}/{label} {rate / other:.2f}" for label, other in others]
+            first, *others = runs
+            ratios = []
+            for label in others:  # turn by turn: the two ran one after the other
+                turns = zip(runs[first], runs[label], strict=True)
+                r = sorted(a["req_s_core"] / b["req_s_core"] for a, b in turns)
+                spread = f" ({r[0]:.2f}-{r[-1]:.2f})" if len(r) > 1 else ""
+                ratios.append(f"{first}/{label} {statistics.median(r):.2f}{spread}")
             if ratios:
                 print(f"{'':>7} per core: {', '.join(ratios)}", flush=True)
 
