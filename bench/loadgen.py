@@ -6,10 +6,20 @@ loopback and drives it with llmsweep's load generator, closed loop, at concurren
 sustained, the generator's CPU share, and at concurrency 1 its added latency: client TTFT
 minus the stub's own time from request to first byte.
 
+Each level runs in a new process of its own, whose CPU time is read from the process table
+from the stub's first request of the level to its last one's end. Divided into the
+requests the stub served meanwhile (its own count) it gives requests/s and chunks/s per
+core: what one core does, whatever share of one the generator got.
+
 With --servebench PATH it also runs an established load generator, servebench (PyPI),
-at each level against the same stub, alternating with llmsweep, and prints the ratios.
+at each level against the same stub, measured the same way, and prints the ratios.
 Install it in a venv of its own, never in the project's:
     python3 -m venv /tmp/peer && /tmp/peer/bin/pip install servebench==1.1.3
+
+With --baseline REV it also runs the load generator of git revision REV (its tree, taken
+from git) at each level, in turn with this checkout's, and prints after/before per core.
+--repeats N runs every generator N times a level, in turn, and prints the medians, and of
+the ratios per core the median over the turns and their range.
 
 With --live it measures the cost of the live view instead: each level runs as a sweep
 point does, in the client service (under gunicorn, as services.definitions starts it),
@@ -19,7 +29,8 @@ the same run, and prints the load generator's figures of both, their ratio, and 
 time the live view itself took in the following process (ms per second of the point).
 
 Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32] [--loops asyncio,uvloop]
-                                          [--servebench PATH]
+                                          [--levels 1,64,512,2048] [--servebench PATH]
+                                          [--baseline REV] [--repeats 1]
        .venv/bin/python bench/loadgen.py --live [--seconds 5] [--repeats 2]
 """
 
@@ -32,12 +43,15 @@ import csv
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from llmsweep import secret
 from llmsweep.benchmark import follow_point, start_point
@@ -49,6 +63,7 @@ from llmsweep.paths import RunPaths
 from llmsweep.util import free_port, http_json, http_ok, wait_until
 
 LEVELS = (1, 64, 512, 2048)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def point_body(clients: int, seconds: float, tokens: int) -> dict:
@@ -206,50 +221,184 @@ def live_cost(url: str, seconds: float, tokens: int, repeats: int) -> None:
         service.wait(30)
 
 
+class CpuSamples(threading.Thread):
+    """The CPU time a process has taken, sampled every few milliseconds while it lives."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.samples: list[tuple[float, float]] = []  # (monotonic time, CPU seconds)
+        self.start()
+
+    def run(self) -> None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            while True:
+                times = self.process.cpu_times()
+                self.samples.append((time.monotonic(), times.user + times.system))
+                time.sleep(0.005)
+
+    def at(self, moment: float) -> float:
+        """CPU seconds taken by `moment` (the last sample before it)."""
+        return max((cpu for t, cpu in self.samples if t <= moment), default=0.0)
+
+
+def level_window(proc: subprocess.Popen, url: str, seconds: float) -> dict:
+    """The requests the stub served in one level of `proc`, the CPU time `proc` took for
+    them and the time they spanned: from the stub's first request of the level to the
+    moment it has none in flight and gets no more. Both ends are read when the stub is
+    idle, so it answers at once; the generator's start-up and summary fall outside."""
+    cpu = CpuSamples(proc.pid)
+
+    def stub() -> dict:
+        return http_json(url + "/stats", timeout=60)[1]
+
+    def started() -> float | None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the load generator ended early (exit {proc.returncode})")
+        sent = time.monotonic()
+        return sent if stub()["requests"] > before else None
+
+    before = stub()["requests"]
+    start = wait_until(started, 120, "the level's first request", 0.005, 0.005)
+    time.sleep(seconds)
+    idle: tuple[float, int] | None = None  # the first poll that found the stub as it is
+    while True:
+        sent, state = time.monotonic(), stub()
+        if state["in_flight"]:
+            idle = None
+        elif idle and idle[1] == state["requests"]:
+            break  # nothing arrived for a poll interval: the level is over
+        else:
+            idle = (sent, state["requests"])
+        time.sleep(0.02)
+    end, served = idle
+    return {
+        "window_s": end - start,
+        "cpu_s": cpu.at(end) - cpu.at(start),
+        "served": served - before,
+    }
+
+
+def per_core(window: dict, tokens: int) -> dict:
+    """Requests and chunks per second of one core's time, and the share of a core taken."""
+    cpu = window["cpu_s"] or float("nan")
+    return {
+        "cpu_share": window["cpu_s"] / window["window_s"],
+        "req_s_core": window["served"] / cpu,
+        "chunks_s_core": window["served"] * tokens / cpu,
+    }
+
+
+def llmsweep_level(src: Path, url: str, clients: int, seconds: float, tokens: int, loop: str):
+    """One level run by a new process with the load generator of `src` (a src/ folder)."""
+    argv = [sys.executable, __file__, "--level", str(clients), "--url", url, "--loops", loop]
+    argv += ["--seconds", str(seconds), "--tokens", str(tokens)]
+    path = [str(src), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        window = level_window(proc, url, seconds)
+        out, _ = proc.communicate(timeout=600)
+    if proc.returncode:
+        raise RuntimeError(f"the load generator of {src} failed (exit {proc.returncode})")
+    return {**json.loads(out), **per_core(window, tokens)}
+
+
 def servebench(binary: str, url: str, clients: int, seconds: float, tokens: int) -> dict:
     """One level with servebench; its CSV gives req/s, tokens/s and TTFT p50."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "levels.csv"
-        subprocess.run(
-            [
-                binary,
-                "run",
-                "--url",
-                url + "/v1",
-                "--model",
-                "stub",
-                "--endpoint",
-                "completions",
-                "--concurrency",
-                str(clients),
-                "--duration",
-                str(seconds),
-                "--input-len",
-                "8",
-                "--output-len",
-                str(tokens),
-                "--no-gpu",
-                "--csv",
-                str(out),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=600,
-        )
+        argv = [binary, "run", "--url", url + "/v1", "--model", "stub"]
+        argv += ["--endpoint", "completions", "--concurrency", str(clients)]
+        argv += ["--duration", str(seconds), "--input-len", "8", "--output-len", str(tokens)]
+        argv += ["--warmup", "0", "--no-gpu", "--csv", str(out)]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        with subprocess.Popen(argv, **quiet) as proc:
+            window = level_window(proc, url, seconds)
+            proc.wait(600)
+        if proc.returncode:
+            raise RuntimeError(f"servebench failed (exit {proc.returncode})")
         row = next(csv.DictReader(out.open()))
     return {
         "req_s": float(row["req_s"]),
         "chunks_s": float(row["out_tok_s"]),
+        "errors": int(row.get("failed") or 0),
         "ttft_p50_ms": float(row["ttft_p50_ms"]),
+        **per_core(window, tokens),
     }
+
+
+def source_of(rev: str, into: Path) -> Path:
+    """The src/ folder of git revision `rev` of this checkout, written into `into` with the
+    rest of its tree (the package reads config/ beside it)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
+
+
+def compare(url: str, args: argparse.Namespace, repeats: int) -> None:
+    """Each level with each generator in turn, `repeats` times: their medians, and their
+    ratios per core (this checkout's against the baseline revision's and servebench's)."""
+    loops = args.loops.split(",")
+
+    def ours(src: Path, loop: str):
+        return lambda clients: llmsweep_level(src, url, clients, args.seconds, args.tokens, loop)
+
+    def peer(clients: int) -> dict:
+        return servebench(args.servebench, url, clients, args.seconds, args.tokens)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = {"llmsweep": ROOT / "src"}
+        if args.baseline:
+            rev = ["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline]
+            short = subprocess.run(rev, check=True, capture_output=True, text=True).stdout
+            sources[f"llmsweep {short.strip()}"] = source_of(args.baseline, Path(tmp))
+        generators = {
+            f"{name} {loop}" if len(loops) > 1 else name: ours(src, loop)
+            for (name, src), loop in itertools.product(sources.items(), loops)
+        }
+        if args.servebench:
+            generators["servebench"] = peer
+        print(
+            f"{'clients':>7} {'generator':<24} {'req/s':>7} {'chunks/s':>9} {'errors':>6}"
+            f" {'CPU':>5} {'req/s/core':>10} {'chunks/s/core':>13} {'TTFT p50':>10} {'added':>8}"
+        )
+        for clients in map(int, args.levels.split(",")):
+            runs: dict[str, list[dict]] = {label: [] for label in generators}
+            for _, (label, run) in itertools.product(range(repeats), generators.items()):
+                runs[label].append(run(clients))
+            for label, ms in runs.items():
+                m = {k: statistics.median(x.get(k, 0.0) for x in ms) for k in ms[0]}
+                added = f"{m['added_ms']:6.3f}ms" if clients == 1 and "added_ms" in m else ""
+                print(
+                    f"{clients:>7} {label:<24} {m['req_s']:>7.0f} {m['chunks_s']:>9.0f}"
+                    f" {m['errors']:>6.0f} {m['cpu_share']:>5.0%} {m['req_s_core']:>10.0f}"
+                    f" {m['chunks_s_core']:>13.0f} {m['ttft_p50_ms']:>8.2f}ms {added:>8}",
+                    flush=True,
+                )
+            first, *others = runs
+            ratios = []
+            for label in others:  # turn by turn: the two ran one after the other
+                turns = zip(runs[first], runs[label], strict=True)
+                r = sorted(a["req_s_core"] / b["req_s_core"] for a, b in turns)
+                spread = f" ({r[0]:.2f}-{r[-1]:.2f})" if len(r) > 1 else ""
+                ratios.append(f"{first}/{label} {statistics.median(r):.2f}{spread}")
+            if ratios:
+                print(f"{'':>7} per core: {', '.join(ratios)}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument(
+        "--levels",
+        default=",".join(map(str, LEVELS)),
+        help="the client counts to run, in turn (not with --live)",
+    )
     parser.add_argument("--servebench", help="path of a servebench binary to compare with")
+    parser.add_argument("--baseline", help="a git revision whose load generator to compare with")
     parser.add_argument(
         "--loops",
         default="asyncio,uvloop",
@@ -258,9 +407,16 @@ def main() -> None:
     parser.add_argument(
         "--live", action="store_true", help="measure the live view's cost (see the docstring)"
     )
-    parser.add_argument("--repeats", type=int, default=2, help="--live: runs per level and mode")
+    parser.add_argument("--repeats", type=int, help="runs per level and generator (--live: 2)")
+    # One level in this process, its figures printed as JSON: how compare() runs each.
+    parser.add_argument("--level", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     raise_fd_limit()
+    if args.level:
+        m = measure(args.url, args.level, args.seconds, args.tokens, args.loops)
+        print(json.dumps(m))
+        return
     port = free_port("127.0.0.1")
     stub = subprocess.Popen(
         [sys.executable, "-m", "llmsweep.loadgen.stub_server", "--port", str(port)],
@@ -275,27 +431,9 @@ def main() -> None:
             f" {os.cpu_count()} cores shared by stub and generator"
         )
         if args.live:
-            live_cost(url, args.seconds, args.tokens, args.repeats)
-            return
-        peer = "  servebench req/s  TTFT p50  llmsweep/servebench" if args.servebench else ""
-        print(
-            f"{'clients':>8} {'loop':>8} {'req/s':>9} {'chunks/s':>10} {'errors':>7}"
-            f" {'gen CPU':>8} {'TTFT p50':>9} {'added':>9}{peer}"
-        )
-        for clients, loop in itertools.product(LEVELS, args.loops.split(",")):
-            m = measure(url, clients, args.seconds, args.tokens, loop)
-            added = f"{m['added_ms']:7.3f}ms" if clients == 1 else ""
-            line = (
-                f"{m['clients']:>8} {loop:>8} {m['req_s']:>9.0f} {m['chunks_s']:>10.0f}"
-                f" {m['errors']:>7} {m['cpu_share']:>7.0%} {m['ttft_p50_ms']:>7.2f}ms {added:>9}"
-            )
-            if args.servebench:
-                p = servebench(args.servebench, url, clients, args.seconds, args.tokens)
-                line += (
-                    f"  {p['req_s']:>16.0f} {p['ttft_p50_ms']:>7.2f}ms"
-                    f" {m['req_s'] / p['req_s']:>20.2f}"
-                )
-            print(line, flush=True)
+            live_cost(url, args.seconds, args.tokens, args.repeats or 2)
+        else:
+            compare(url, args, args.repeats or 1)
     finally:
         stub.terminate()
         stub.wait(10)

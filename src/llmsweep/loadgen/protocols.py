@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from llmsweep.engines import engine_module
+
+# What a chunk of an unexpected shape (a number, a list, text for an object) fails with.
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError)
 
 
 class StreamError(Exception):
@@ -31,6 +36,17 @@ def joined(history: list[dict] | None, prompt: str) -> str:
             text += "\n\n"
         text += message["content"]
     return text
+
+
+def loads(data: bytes):
+    """One chunk's JSON as Python's json reads it, read by orjson (several times faster).
+    What orjson refuses goes to json, which takes a little more than strict JSON (NaN,
+    lone surrogates) and raises json's own errors. One difference is left: orjson reads an
+    integer past 64 bits as a float; no token count or timing comes near."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data.decode())
 
 
 class OpenAI:
@@ -75,20 +91,23 @@ class OpenAI:
         data = line[5:].strip()
         if data == b"[DONE]":
             return "", True
-        chunk = json.loads(data.decode())
-        if "error" in chunk:
-            raise StreamError(str(chunk["error"]))
-        if chunk.get("usage"):
-            final["usage"] = chunk["usage"]
-        if chunk.get("timings"):
-            final["timings"] = chunk["timings"]
-        choices = chunk.get("choices") or []
-        if not choices:
-            return "", False
-        choice = choices[0]
-        if "delta" in choice:
-            return (choice["delta"] or {}).get("content") or "", False
-        return choice.get("text") or "", False
+        chunk = loads(data)
+        try:
+            if "error" in chunk:
+                raise StreamError(str(chunk["error"]))
+            if chunk.get("usage"):
+                final["usage"] = chunk["usage"]
+            if chunk.get("timings"):
+                final["timings"] = chunk["timings"]
+            choices = chunk.get("choices")
+            if not choices:
+                return "", False
+            choice = choices[0]
+            if "delta" in choice:
+                return (choice["delta"] or {}).get("content") or "", False
+            return choice.get("text") or "", False
+        except SHAPE_ERRORS as exc:
+            raise ValueError(f"unexpected shape ({type(exc).__name__}: {exc})") from exc
 
     @staticmethod
     def counts(final: dict, chunks: int) -> dict:
@@ -155,14 +174,17 @@ class Ollama:
         line = line.strip()
         if not line:
             return "", False
-        chunk = json.loads(line.decode())
-        if "error" in chunk:
-            raise StreamError(str(chunk["error"]))
-        piece = (chunk.get("message") or {}).get("content") or chunk.get("response") or ""
-        if chunk.get("done"):
-            final.update(chunk)
-            return piece, True
-        return piece, False
+        chunk = loads(line)
+        try:
+            if "error" in chunk:
+                raise StreamError(str(chunk["error"]))
+            piece = (chunk.get("message") or {}).get("content") or chunk.get("response") or ""
+            if chunk.get("done"):
+                final.update(chunk)
+                return piece, True
+            return piece, False
+        except SHAPE_ERRORS as exc:
+            raise ValueError(f"unexpected shape ({type(exc).__name__}: {exc})") from exc
 
     @classmethod
     def counts(cls, final: dict, chunks: int) -> dict:

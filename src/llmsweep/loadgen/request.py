@@ -53,28 +53,36 @@ async def stream_request(
                 return _finish(rec, t0, chunk_times, text, final, protocol, keep_text, wait)
             # Read whatever has arrived and split lines here: much cheaper than asking the
             # stream for one line at a time, and tokens that arrived together share a time.
+            # The loop runs once a read and once a line: its names are bound once here.
+            read, parse, clock = resp.content.readany, protocol.parse, time.perf_counter
+            heard = wait.heard if wait is not None else None
+            arrived, kept = chunk_times.append, text.append if keep_text else None
             pending = b""
-            async for data in resp.content.iter_any():
-                now = time.perf_counter()
-                if wait is not None:
-                    wait.heard()
-                *lines, pending = (pending + data).split(b"\n")
+            while data := await read():
+                now = clock()
+                if heard is not None:
+                    heard()
+                lines = (pending + data if pending else data).split(b"\n")
+                pending = lines.pop()
                 for line in lines:
-                    if not line.strip():
+                    line = line.strip()
+                    if not line:
                         continue
-                    piece, done = protocol.parse(line.strip(), final)
+                    piece, done = parse(line, final)
                     if piece:
-                        chunk_times.append(now)
-                        text.append(piece)
+                        arrived(now)
+                        if kept is not None:
+                            kept(piece)
                     if done:
                         break
                 if done:
                     break
             if not done and pending.strip():
-                piece, done = protocol.parse(pending.strip(), final)
+                piece, done = parse(pending.strip(), final)
                 if piece:
-                    chunk_times.append(time.perf_counter())
-                    text.append(piece)
+                    arrived(clock())
+                    if kept is not None:
+                        kept(piece)
     except TimeoutError:
         rec["error_kind"], rec["error"] = "timeout", "request timed out"
     except aiohttp.ClientConnectorError as exc:

@@ -87,5 +87,7 @@ class Wait:
         return {"stalled": self._gap is not None, "stall_gap_s": self._gap}
 
     def _check(self, now: float) -> None:
-        if self._silence.silent_during(self._since, now) > self._silence.stall_s:
+        # A wait no longer than stall_s holds no silence longer than it: no need to look.
+        stall_s = self._silence.stall_s
+        if now - self._since > stall_s and self._silence.silent_during(self._since, now) > stall_s:
             self._gap = max(self._gap or 0.0, now - self._since)
