@@ -357,3 +357,27 @@ def test_a_lock_held_by_a_live_process_is_waited_for(ctl, paths, backend, monkey
     with pytest.raises(TimeoutError, match="the lock of service svc"):
         ctl.ensure(make_spec())
     assert backend.calls == [] and read_json(lock / "holder.json") == held
+
+
+def test_stop_all_stops_the_services_at_once_and_each_even_when_one_fails(ctl, paths, backend):
+    """Each stop waits for its service to be gone (seconds for a SLURM job): the run's
+    services are stopped side by side, every one of them also when another's stop fails."""
+    import threading
+
+    names = ("a", "b", "c")
+    for name in names:
+        ctl.ensure(make_spec(name))
+    together = threading.Barrier(len(names), timeout=10)  # broken if the stops took turns
+    plain_stop = backend.stop
+
+    def stop(inst, grace=10.0, settle=True):
+        together.wait()
+        if inst["key"] == "b":
+            raise RuntimeError("scancel failed")
+        return plain_stop(inst, grace, settle)
+
+    backend.stop = stop
+    with pytest.raises(RuntimeError, match="scancel failed"):
+        ctl.stop_all()
+    assert not together.broken
+    assert backend.live == {instance(paths, "b")["instance"]}

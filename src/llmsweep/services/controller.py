@@ -11,6 +11,7 @@ import socket
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from llmsweep import secret
@@ -299,13 +300,20 @@ class Controller:
         return ran
 
     def stop_all(self) -> list[str]:
-        """Stop every service of the run and drop every lease."""
-        stopped = []
-        for key in self.keys():
+        """Stop every service of the run and drop every lease. The services stop at once:
+        each stop mostly waits (a SLURM job leaving the queue takes seconds), and after a
+        Ctrl-C every deployment's two services are still up."""
+
+        def stop(key: str) -> bool:
             inst = self.instance(key)
-            if inst and self.backend_of(inst).stop(inst):
-                stopped.append(key)
-            (self._dir(key) / "endpoint.json").unlink(missing_ok=True)
+            try:
+                return bool(inst) and self.backend_of(inst).stop(inst)
+            finally:
+                (self._dir(key) / "endpoint.json").unlink(missing_ok=True)
+
+        keys = self.keys()
+        with ThreadPoolExecutor(max_workers=max(1, len(keys))) as pool:
+            stopped = [key for key, done in zip(keys, pool.map(stop, keys), strict=True) if done]
         for target in self.paths.targets.glob("*.json") if self.paths.targets.is_dir() else []:
             target.unlink(missing_ok=True)
         if self.paths.leases.is_dir():
