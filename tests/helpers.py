@@ -1,6 +1,7 @@
 """Running the workflow from tests: a scratch config, snakemake in a subprocess, and the
 checks every end-to-end test shares."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -38,6 +39,34 @@ def write_config(workdir: Path, **changes) -> Path:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def write_stub_config(workdir: Path, stub, **changes) -> Path:
+    """write_config for a run against the streaming stub `stub` as an external server
+    (engine openai, model stub-model), with `changes`."""
+    return write_config(
+        workdir,
+        engine="openai",
+        models=["stub-model"],
+        engines={"openai": {"base_url": stub.url}},
+        **changes,
+    )
+
+
+class LoopbackServer:
+    """A raw asyncio server on 127.0.0.1 for tests that script what a server sends byte by
+    byte: `async with` starts it (its URL in .url); subclasses answer in _connection."""
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+    async def _connection(self, reader, writer) -> None:
+        raise NotImplementedError
 
 
 def env() -> dict:

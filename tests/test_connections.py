@@ -10,7 +10,7 @@ import threading
 import aiohttp
 import pytest
 
-from helpers import llama_server
+from helpers import LoopbackServer, llama_server
 from llmsweep.loadgen import point_request, runner, workers
 from llmsweep.loadgen.protocols import OpenAI
 from llmsweep.loadgen.request import stream_request
@@ -21,7 +21,7 @@ from llmsweep.util import free_port
 BODY = OpenAI.body("completions", "m", "Say hi", 2, True)
 
 
-class OneRequestServer:
+class OneRequestServer(LoopbackServer):
     """Answers the first request on each connection (a short completion stream, the
     connection kept alive) and drops the connection at the next one, unanswered: every
     pooled connection is dead. Counts what it answered and dropped."""
@@ -30,14 +30,6 @@ class OneRequestServer:
         self.answered = 0
         self.dropped = 0
         self.server: asyncio.Server | None = None
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
 
     async def _read_request(self, reader) -> None:
         head = await reader.readuntil(b"\r\n\r\n")

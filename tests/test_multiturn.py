@@ -11,7 +11,7 @@ import threading
 import pandas as pd
 import pytest
 
-from helpers import assert_nothing_alive, llama_server, run_point, snakemake, write_config
+from helpers import assert_nothing_alive, llama_server, run_point, snakemake, write_stub_config
 from llmsweep import config
 from llmsweep.loadgen import patterns, point_request, protocols, runner, workers
 from llmsweep.loadgen.patterns import multiturn
@@ -355,11 +355,9 @@ def test_a_multiturn_point_through_the_workflow(tmp_path):
     """A multi-turn point of an external server (the stub): its records, its summary's
     per-turn figures, turns.csv and the report page's table."""
     with StubServer(gap_s=0.001) as stub:
-        write_config(
+        write_stub_config(
             tmp_path,
-            engine="openai",
-            models=["stub-model"],
-            engines={"openai": {"base_url": stub.url}},
+            stub,
             sweep={"clients": [], "conversations": [2], "turns": 2, "think_time_s": 0.05},
             monitoring={"enabled": False},
         )

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import assert_nothing_alive, env, snakemake, snakemake_cmd, write_config
+from helpers import assert_nothing_alive, env, snakemake, snakemake_cmd, write_stub_config
 from llmsweep import config
 from llmsweep.loadgen import search
 from llmsweep.loadgen.stub_server import StubServer
@@ -197,11 +197,9 @@ SEARCH = {
 
 
 def search_config(tmp_path, stub):
-    write_config(
+    write_stub_config(
         tmp_path,
-        engine="openai",
-        models=["stub-model"],
-        engines={"openai": {"base_url": stub.url}},
+        stub,
         sweep={"clients": [], "requests": 30, "arrival": "constant", "search": SEARCH},
         workload={"max_tokens": 8},
         slo={"e2e_s": 0.6},
@@ -275,3 +273,12 @@ def test_check_config_says_what_each_deployment_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "# points of each: c1, c2\n" in out
     assert "# and a capacity search of each: rate from 0.5 to 64, at most 7 points\n" in out
+
+
+def test_a_bracket_too_narrow_to_split_ends_the_search_and_says_so():
+    """Levels have 3 significant digits: a tolerance finer than that ends the search where
+    no level is left between the two ends."""
+    _, found, ran = run_search(spec(low=100, high=200, tolerance=0.0001), server_of_capacity(100.4))
+    assert (found["capacity"], found["failed_above"]) == (100, 101)
+    assert found["why"] == "no level between 100 and 101 at 3 significant digits"
+    assert len(ran) < 20

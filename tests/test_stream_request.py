@@ -10,6 +10,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import LoopbackServer
 from llmsweep.loadgen import protocols
 from llmsweep.loadgen.protocols import Ollama, OpenAI
 from llmsweep.loadgen.request import stream_request
@@ -19,18 +20,10 @@ from strategies import json_values
 GAP_S = 0.001  # between pieces: long enough for the client to read each on its own
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """Answers each request with the pieces its body names (bytes as latin-1 text),
     written one by one in chunked transfer encoding, `gaps` seconds apart (GAP_S where
     the body gives none)."""
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
 
     async def _connection(self, reader, writer) -> None:
         try:

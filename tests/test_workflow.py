@@ -16,6 +16,7 @@ from helpers import (
     snakemake,
     start_snakemake,
     write_config,
+    write_stub_config,
 )
 from llmsweep.benchmark import read_records
 from llmsweep.loadgen.stats import summarize
@@ -182,13 +183,7 @@ def test_openai_engine_runs_against_an_external_server(tmp_path):
     from llmsweep.loadgen.stub_server import StubServer
 
     with StubServer(gap_s=0.001) as stub:
-        write_config(
-            tmp_path,
-            engine="openai",
-            models=["stub-model"],
-            engines={"openai": {"base_url": stub.url}},
-            sweep={"clients": [3], "requests_per_client": 2},
-        )
+        write_stub_config(tmp_path, stub, sweep={"clients": [3], "requests_per_client": 2})
         proc = snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = read_json(tmp_path / "results/t/bench/stub-model/c3/summary.json")

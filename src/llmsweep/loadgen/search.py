@@ -155,8 +155,10 @@ def outcome(search: dict, steps: list[Step]) -> dict:
         best, worst, search["tolerance"], integer_levels(search["pattern"])
     ):
         why = "the bracket is within the tolerance"
-    else:
+    elif len(steps) >= search["max_points"]:
         why = "max_points reached before the bracket was within the tolerance"
+    else:
+        why = f"no level between {best:g} and {worst:g} at {DIGITS} significant digits"
     module = patterns.pattern(search["pattern"])
 
     def load(level):
