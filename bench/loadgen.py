@@ -28,9 +28,14 @@ followed by benchmark.follow_point; alternately without the live view and with i
 the same run, and prints the load generator's figures of both, their ratio, and the CPU
 time the live view itself took in the following process (ms per second of the point).
 
+With --trace-rates it then replays a made-up trace of Poisson arrivals on the same stub
+at each rate and prints how late requests were sent against the schedule (as
+bench/trace.py does).
+
 Usage: .venv/bin/python bench/loadgen.py [--seconds 5] [--tokens 32] [--loops asyncio,uvloop]
                                           [--levels 1,64,512,2048] [--servebench PATH]
                                           [--baseline REV] [--repeats 1]
+                                          [--trace-rates 100 1000]
        .venv/bin/python bench/loadgen.py --live [--seconds 5] [--repeats 2]
 """
 
@@ -52,12 +57,13 @@ import time
 from pathlib import Path
 
 import psutil
+from benchlib import LATENESS_HEADER, lateness_line, stub_server, trace_lateness
 
 from llmsweep import secret
 from llmsweep.benchmark import follow_point, start_point
 from llmsweep.live.terminal import Terminal
 from llmsweep.live.watch import PointWatch
-from llmsweep.loadgen import point_request, runner, session
+from llmsweep.loadgen import point_request, runner, session, workers
 from llmsweep.loadgen.session import InFlight, raise_fd_limit
 from llmsweep.paths import RunPaths
 from llmsweep.util import free_port, http_json, http_ok, wait_until
@@ -408,6 +414,13 @@ def main() -> None:
         "--live", action="store_true", help="measure the live view's cost (see the docstring)"
     )
     parser.add_argument("--repeats", type=int, help="runs per level and generator (--live: 2)")
+    parser.add_argument(
+        "--trace-rates",
+        type=float,
+        nargs="*",
+        default=[],
+        help="then replay a trace at these rates (requests/s) and print its send lateness",
+    )
     # One level in this process, its figures printed as JSON: how compare() runs each.
     parser.add_argument("--level", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -417,15 +430,7 @@ def main() -> None:
         m = measure(args.url, args.level, args.seconds, args.tokens, args.loops)
         print(json.dumps(m))
         return
-    port = free_port("127.0.0.1")
-    stub = subprocess.Popen(
-        [sys.executable, "-m", "llmsweep.loadgen.stub_server", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: http_ok(url + "/v1/models"), 30, "the stub server")
+    with stub_server() as url:
         print(
             f"stub on {url}, {args.tokens} chunks per request, {args.seconds:g} s per level,"
             f" {os.cpu_count()} cores shared by stub and generator"
@@ -434,9 +439,13 @@ def main() -> None:
             live_cost(url, args.seconds, args.tokens, args.repeats or 2)
         else:
             compare(url, args, args.repeats or 1)
-    finally:
-        stub.terminate()
-        stub.wait(10)
+        if args.trace_rates:
+            workers.prepare()
+            print(f"trace replay, {args.seconds:g} s of Poisson arrivals per rate, one process:")
+            print(LATENESS_HEADER)
+            for rate in args.trace_rates:
+                m = trace_lateness(url, rate, args.seconds, args.tokens, 1)
+                print(lateness_line(m), flush=True)
 
 
 if __name__ == "__main__":
