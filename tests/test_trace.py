@@ -493,3 +493,12 @@ def test_no_two_synthetic_rows_share_a_prefix(tmp_path, monkeypatch):
     prompts, _ = workload.build_trace(cfg["workload"], "http://unused", "m", 0)
     assert [len(p["prompt"].split()) for p in prompts] == [8 + i % 5 for i in range(2000)]
     assert len({tuple(p["prompt"].split()[:4]) for p in prompts}) == 2000
+
+
+def test_a_send_on_time_to_within_a_microsecond_is_not_early():
+    """The loop may run a due timer a clock tick early, and the sums round: such a send is
+    on time (0), while a send truly early keeps its negative lateness."""
+    assert trace.lateness(0.1 - 1.4e-12, 0.1) == 0.0
+    assert trace.lateness(0.1, 0.1) == 0.0
+    assert trace.lateness(0.1025, 0.1) == pytest.approx(0.0025)
+    assert trace.lateness(0.09, 0.1) == pytest.approx(-0.01)

@@ -105,7 +105,7 @@ async def replay(
             "row": row,
             "scheduled_s": scheduled,
             "sent_s": sent,
-            "lateness_s": sent - scheduled,
+            "lateness_s": lateness(sent, scheduled),
         }
         if session_ids is not None:
             extra["session_id"] = session_ids[i]
@@ -129,6 +129,18 @@ async def replay(
             else:
                 late_in_a_row += 1
             group.create_task(one(i, first_row + i * row_step, scheduled))
+
+
+# How early a send may read without being early: the event loop runs a timer that is due
+# within its clock's resolution, and t0 + scheduled - t0 rounds (a reading of -1e-12 s).
+ON_TIME_S = 1e-6
+
+
+def lateness(sent: float, scheduled: float) -> float:
+    """How late a row was sent: 0 for a send on time to within ON_TIME_S; a send earlier
+    than that keeps its negative value (it would be a fault of the replay)."""
+    late = sent - scheduled
+    return 0.0 if -ON_TIME_S < late < 0 else late
 
 
 def figures(measured: list[dict]) -> dict:
