@@ -46,14 +46,20 @@ def fingerprint(cfg: dict, dep: dict, point: dict) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def finished(paths: RunPaths, point: dict, expected: str) -> bool:
-    """Whether the point has a summary of the same fingerprint (one written before
-    fingerprints were recorded counts as finished)."""
+def finished_summary(paths: RunPaths, point: dict, expected: str) -> dict | None:
+    """The point's summary if it has the same fingerprint (one written before fingerprints
+    were recorded counts as finished), else None."""
     try:
         summary = read_json(paths.summary(point["deployment"], point["load"]))
     except (OSError, ValueError):
-        return False
-    return summary.get("point", {}).get("fingerprint", expected) == expected
+        return None
+    same = summary.get("point", {}).get("fingerprint", expected) == expected
+    return summary if same else None
+
+
+def finished(paths: RunPaths, point: dict, expected: str) -> bool:
+    """Whether the point has a summary of the same fingerprint (finished_summary)."""
+    return finished_summary(paths, point, expected) is not None
 
 
 def split_resources(resources: dict) -> tuple[dict, dict]:
@@ -116,9 +122,7 @@ class Deployment:
     def finished_summary(self, level: float) -> dict | None:
         """The summary of the search's point at `level`, if finished (same fingerprint)."""
         point = self.search_point(level)
-        if not finished(self.paths, point, point["fingerprint"]):
-            return None
-        return read_json(self.paths.summary(point["deployment"], point["load"]))
+        return finished_summary(self.paths, point, point["fingerprint"])
 
     def run(self, held: dict[str, dict], record_path: str) -> dict:
         """Run the unfinished points and the rest of the capacity search (monitoring leases
@@ -150,13 +154,13 @@ class Deployment:
             (read_json(p) for p in folder.glob("*.json")),
             key=lambda s: s["server"].get("started_at") or 0,
         )
-        steps, _ = self.search_steps()
-        searched = [self.search_point(s.level)["load"] for s in steps]
+        found = search.outcome(self.search, self.search_steps()[0]) if self.search else None
+        searched = [step["load"] for step in found["steps"]] if found else []
         return {
             **{k: self.dep[k] for k in ("slug", "engine", "model", "gpus", "settings", "label")},
             "points": list(dict.fromkeys([p["load"] for p in self.points] + searched)),
             "sessions": sessions,
-            "search": search.outcome(self.search, steps) if self.search else None,
+            "search": found,
         }
 
     # -- one session of the server ----------------------------------------------------------

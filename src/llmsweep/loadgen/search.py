@@ -162,7 +162,11 @@ def outcome(search: dict, steps: list[Step]) -> dict:
     module = patterns.pattern(search["pattern"])
 
     def load(level):
-        return None if level is None else module.PREFIX + module.level_text(level)
+        return (
+            None
+            if level is None
+            else patterns.load_name({"pattern": module.NAME, module.LEVEL_KEY: level})
+        )
 
     return {
         "pattern": module.NAME,
